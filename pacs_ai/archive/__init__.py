@@ -1,0 +1,1 @@
+"""The archive: what is stored and how it is found."""

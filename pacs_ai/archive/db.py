@@ -1,0 +1,101 @@
+"""Engine and sessions: SQLite (WAL) by default, PostgreSQL by URL.
+
+One engine and one sessionmaker per process, made here and handed to every part by the
+composition root; no handler creates its own.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class Base(DeclarativeBase):
+    """Declarative base shared by the tables of every part of pacs-ai."""
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers run beside the writer; FULL sync makes each commit durable.
+
+    ``synchronous=FULL`` fsyncs the WAL at every commit: an acknowledged C-STORE must survive
+    a power cut, not only a process crash. ``busy_timeout`` lets concurrent associations wait
+    for the write lock instead of failing.
+    """
+    dbapi_connection.isolation_level = None  # BEGIN is ours, see _begin_sqlite
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA case_sensitive_like=ON")  # DICOM matching is case-sensitive
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; for SQLite the parent folder is created and pragmas are set."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_size=20
+        )
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
+        return engine
+    return create_engine(url, pool_size=20, max_overflow=20, pool_pre_ping=True)
+
+
+def _begin_sqlite(conn: Any) -> None:
+    """Open SQLite transactions ourselves, IMMEDIATE where the connection will write.
+
+    A deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
+    another writer committed in between; taking the write lock at BEGIN makes concurrent
+    ingests wait their turn (``busy_timeout``) instead.
+    """
+    mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    """The process's engine and its two session factories: reads, and write transactions."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.is_sqlite = self.engine.dialect.name == "sqlite"
+        writer = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE")
+            if self.is_sqlite
+            else self.engine
+        )
+        self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
+        self.write_sessions: sessionmaker[Session] = sessionmaker(writer, expire_on_commit=False)
+
+    def upgrade(self, revision: str = "head") -> None:
+        """Apply the shipped migrations to this database."""
+        upgrade(self.url, revision)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configuration for the migrations shipped inside the package."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Bring the database at ``url`` to ``revision`` (``pacs-ai db upgrade``)."""
+    command.upgrade(alembic_config(url), revision)

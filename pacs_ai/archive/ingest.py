@@ -1,0 +1,530 @@
+"""The one ingest path: every object, from a modality, STOW-RS, an import or our own models.
+
+Steps, in this order, before anyone is told "stored":
+
+1. parse and validate the Part 10 stream (structure, UIDs, pixel data size and framing);
+2. write the file durably (:mod:`pacs_ai.archive.storage`);
+3. index it in one database transaction.
+
+A refused object leaves the archive as it was. The same SOP Instance UID again with the same
+bytes is a success that changes nothing; with other bytes it is refused, unless ``overwrite``
+is on, when the new object is indexed first and the old file removed after the commit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from enum import StrEnum
+from io import BytesIO
+from typing import Any
+
+from pydicom import dcmread
+from pydicom.dataset import Dataset
+from pydicom.encaps import generate_frames
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+from sqlalchemy import Table, delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from pacs_ai.archive.db import Database
+from pacs_ai.archive.schema import Instance, Patient, Series, Study, utcnow
+from pacs_ai.archive.storage import Storage, StorageError
+from pacs_ai.dicom.uids import is_valid_uid
+from pacs_ai.dicom.values import normalize_datetime, normalize_pn, normalize_time
+
+log = logging.getLogger(__name__)
+
+_JPEG_FAMILY = {
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.81",
+}
+_J2K_FAMILY = {
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.4.201",
+    "1.2.840.10008.1.2.4.202",
+    "1.2.840.10008.1.2.4.203",
+}
+_RLE = "1.2.840.10008.1.2.5"
+_J2K_CODESTREAM = b"\xff\x4f\xff\x51"
+_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  "
+
+
+class IngestErrorKind(StrEnum):
+    """Why an object was refused; each part maps it to its protocol's answer."""
+
+    INVALID = "invalid"
+    SOP_CLASS_MISMATCH = "sop_class_mismatch"
+    CONFLICT = "conflict"
+    TOO_LARGE = "too_large"
+    STORAGE = "storage"
+    INDEX = "index"
+
+
+class IngestError(Exception):
+    """An object was refused; ``reason`` is for the sender (ErrorComment, JSON body)."""
+
+    def __init__(self, kind: IngestErrorKind, reason: str) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+
+
+class Outcome(StrEnum):
+    """What ingest did with an accepted object."""
+
+    STORED = "stored"
+    DUPLICATE = "duplicate"
+    REPLACED = "replaced"
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """An accepted object, as the index now knows it."""
+
+    outcome: Outcome
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    patient_id: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    """The index's view of one object, taken from its header."""
+
+    transfer_syntax_uid: str
+    sop_class_uid: str
+    sop_instance_uid: str
+    series_instance_uid: str
+    study_instance_uid: str
+    patient: dict[str, str]
+    study: dict[str, str]
+    series: dict[str, str]
+    instance: dict[str, Any]
+
+
+def _text(ds: Dataset, keyword: str, limit: int) -> str:
+    """A string attribute as DICOM writes it (values joined by backslash), cut to the column."""
+    value = ds.get(keyword)
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        text = "\\".join(str(v) for v in value)
+    else:
+        text = str(value)
+    return text.strip()[:limit]
+
+
+def _int(ds: Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _uid(ds: Dataset, keyword: str) -> str:
+    value = ds.get(keyword)
+    text = str(value).strip().rstrip("\0") if value is not None else ""
+    if not text:
+        raise IngestError(IngestErrorKind.INVALID, f"missing {keyword}")
+    if not is_valid_uid(text):
+        raise IngestError(IngestErrorKind.INVALID, f"{keyword} is not a valid UID: {text[:80]!r}")
+    return text
+
+
+def _check_native_pixels(ds: Dataset, length: int) -> None:
+    """Native pixel data must hold exactly what Rows x Columns x ... says (PS3.5 8.1.1)."""
+    rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
+    bits = _int(ds, "BitsAllocated")
+    if not rows or not columns or not bits:
+        raise IngestError(IngestErrorKind.INVALID, "pixel data without Rows/Columns/BitsAllocated")
+    samples = _int(ds, "SamplesPerPixel") or 1
+    frames = _int(ds, "NumberOfFrames") or 1
+    total_bits = rows * columns * samples * frames * bits
+    expected = (total_bits + 7) // 8
+    if length not in (expected, expected + 1):
+        raise IngestError(
+            IngestErrorKind.INVALID,
+            f"pixel data is {length} bytes, the image header says {expected}",
+        )
+
+
+def _check_encapsulated_pixels(ds: Dataset, data: bytes, syntax: str) -> None:
+    """Encapsulated pixel data must parse as items (PS3.5 A.4) and each frame start as its codec."""
+    frames = _int(ds, "NumberOfFrames") or 1
+    try:
+        found = list(generate_frames(data, number_of_frames=frames))
+    except Exception as exc:
+        raise IngestError(
+            IngestErrorKind.INVALID, f"broken encapsulated pixel data: {exc}"
+        ) from exc
+    if len(found) != frames:
+        raise IngestError(
+            IngestErrorKind.INVALID, f"{len(found)} compressed frames, header says {frames}"
+        )
+    for index, frame in enumerate(found, start=1):
+        if syntax in _JPEG_FAMILY and not frame.startswith(b"\xff\xd8"):
+            raise IngestError(IngestErrorKind.INVALID, f"frame {index} is not a JPEG stream")
+        if syntax in _J2K_FAMILY and not (
+            frame.startswith(_J2K_CODESTREAM) or frame.startswith(_JP2_SIGNATURE)
+        ):
+            raise IngestError(IngestErrorKind.INVALID, f"frame {index} is not a JPEG 2000 stream")
+        if syntax == _RLE:
+            segments = int.from_bytes(frame[:4], "little") if len(frame) >= 64 else 0
+            first = int.from_bytes(frame[4:8], "little") if len(frame) >= 64 else 0
+            if not 1 <= segments <= 15 or first != 64:
+                raise IngestError(IngestErrorKind.INVALID, f"frame {index} has no valid RLE header")
+
+
+def parse(data: bytes) -> _Parsed:
+    """Parse and validate a Part 10 stream; IngestError(INVALID...) for anything unsound.
+
+    Every element is decoded once here, so a wrong VR, a length past the end or a sequence
+    nested past reason is found now, not when a viewer opens the file.
+    """
+    try:
+        ds = dcmread(BytesIO(data))
+        for _element in ds.iterall():
+            pass
+    except InvalidDicomError as exc:
+        raise IngestError(IngestErrorKind.INVALID, f"not a DICOM Part 10 stream: {exc}") from exc
+    except RecursionError as exc:
+        raise IngestError(IngestErrorKind.INVALID, "sequences nested too deeply") from exc
+    except Exception as exc:  # pydicom raises many types on damaged input
+        raise IngestError(
+            IngestErrorKind.INVALID, f"cannot parse dataset: {type(exc).__name__}: {exc}"
+        ) from exc
+    meta = ds.file_meta
+    syntax = str(meta.get("TransferSyntaxUID", "")).strip()
+    if not syntax or not is_valid_uid(syntax):
+        raise IngestError(IngestErrorKind.INVALID, "file meta has no valid TransferSyntaxUID")
+    sop_class = _uid(ds, "SOPClassUID")
+    sop_instance = _uid(ds, "SOPInstanceUID")
+    meta_class = str(meta.get("MediaStorageSOPClassUID", "")).strip()
+    meta_instance = str(meta.get("MediaStorageSOPInstanceUID", "")).strip()
+    if meta_class and meta_class != sop_class:
+        raise IngestError(
+            IngestErrorKind.SOP_CLASS_MISMATCH,
+            f"dataset SOPClassUID {sop_class} does not match {meta_class}",
+        )
+    if meta_instance and meta_instance != sop_instance:
+        raise IngestError(
+            IngestErrorKind.INVALID,
+            f"dataset SOPInstanceUID {sop_instance} does not match {meta_instance}",
+        )
+    study_uid = _uid(ds, "StudyInstanceUID")
+    series_uid = _uid(ds, "SeriesInstanceUID")
+    if "PixelData" in ds:
+        pixels = ds["PixelData"].value
+        if not isinstance(pixels, (bytes, bytearray)):
+            raise IngestError(IngestErrorKind.INVALID, "pixel data has no value")
+        if UID(syntax).is_encapsulated:
+            _check_encapsulated_pixels(ds, bytes(pixels), syntax)
+        else:
+            _check_native_pixels(ds, len(pixels))
+    study_time = _text(ds, "StudyTime", 16)
+    acquired = _text(ds, "AcquisitionDateTime", 26) or (
+        _text(ds, "AcquisitionDate", 8) + _text(ds, "AcquisitionTime", 16)
+    )
+    priority = ""
+    for item in ds.get("RequestAttributesSequence", []) or []:
+        priority = _text(item, "RequestedProcedurePriority", 16) or priority
+    return _Parsed(
+        transfer_syntax_uid=syntax,
+        sop_class_uid=sop_class,
+        sop_instance_uid=sop_instance,
+        series_instance_uid=series_uid,
+        study_instance_uid=study_uid,
+        patient={
+            "patient_id": _text(ds, "PatientID", 64),
+            "issuer_of_patient_id": _text(ds, "IssuerOfPatientID", 64),
+            "patient_name": _text(ds, "PatientName", 324),
+            "patient_name_norm": normalize_pn(_text(ds, "PatientName", 324)),
+            "patient_birth_date": _text(ds, "PatientBirthDate", 8),
+            "patient_sex": _text(ds, "PatientSex", 16),
+        },
+        study={
+            "study_date": _text(ds, "StudyDate", 8),
+            "study_time": study_time,
+            "study_time_norm": normalize_time(study_time) or "",
+            "accession_number": _text(ds, "AccessionNumber", 16),
+            "study_id": _text(ds, "StudyID", 16),
+            "study_description": _text(ds, "StudyDescription", 64),
+            "referring_physician_name": _text(ds, "ReferringPhysicianName", 324),
+            "referring_physician_name_norm": normalize_pn(_text(ds, "ReferringPhysicianName", 324)),
+            "patient_age": _text(ds, "PatientAge", 4),
+            "requested_procedure_priority": priority,
+        },
+        series={
+            "modality": _text(ds, "Modality", 16),
+            "series_number": _text(ds, "SeriesNumber", 12),
+            "series_description": _text(ds, "SeriesDescription", 64),
+            "body_part_examined": _text(ds, "BodyPartExamined", 16),
+            "series_date": _text(ds, "SeriesDate", 8),
+            "series_time": _text(ds, "SeriesTime", 16),
+            "performed_procedure_step_start_date": _text(ds, "PerformedProcedureStepStartDate", 8),
+        },
+        instance={
+            "sop_class_uid": sop_class,
+            "instance_number": _text(ds, "InstanceNumber", 12),
+            "transfer_syntax_uid": syntax,
+            "rows": _int(ds, "Rows"),
+            "columns": _int(ds, "Columns"),
+            "number_of_frames": _int(ds, "NumberOfFrames"),
+            "acquisition_datetime": acquired,
+            "acquisition_datetime_norm": normalize_datetime(acquired) or "",
+        },
+    )
+
+
+def _insert(session: Session, table: Table) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING for the session's dialect."""
+    name = session.get_bind().dialect.name
+    return (
+        pg_insert(table) if name == "postgresql" else sqlite_insert(table)
+    ).on_conflict_do_nothing()
+
+
+def _get_or_create(
+    session: Session, table: Table, keys: dict[str, str], values: dict[str, Any]
+) -> tuple[int, bool]:
+    """The row id for ``keys``, inserting it with ``values`` if absent; True when created.
+
+    ON CONFLICT DO NOTHING lets two associations that race to create the same study both
+    succeed: the loser waits for the winner's row and then reads it.
+    """
+    where = [table.c[name] == value for name, value in keys.items()]
+    found = session.execute(select(table.c.id).where(*where)).scalar()
+    if found is not None:
+        return int(found), False
+    result: Any = session.execute(_insert(session, table).values(**keys, **values))
+    if result.rowcount == 1 and result.inserted_primary_key:
+        return int(result.inserted_primary_key[0]), True
+    found = session.execute(select(table.c.id).where(*where)).scalar_one()
+    return int(found), False
+
+
+class Ingestor:
+    """Takes Part 10 streams into the archive; thread-safe, one per process."""
+
+    def __init__(
+        self, database: Database, storage: Storage, *, overwrite: bool, max_object_bytes: int
+    ) -> None:
+        self.database = database
+        self.storage = storage
+        self.overwrite = overwrite
+        self.max_object_bytes = max_object_bytes
+
+    def ingest(self, data: bytes, *, expected_sop_class: str | None = None) -> IngestResult:
+        """Store and index one Part 10 stream; IngestError says why when it is refused."""
+        if len(data) > self.max_object_bytes:
+            raise IngestError(
+                IngestErrorKind.TOO_LARGE,
+                f"object is {len(data)} bytes, the limit is {self.max_object_bytes}",
+            )
+        parsed = parse(data)
+        if expected_sop_class is not None and parsed.sop_class_uid != expected_sop_class:
+            raise IngestError(
+                IngestErrorKind.SOP_CLASS_MISMATCH,
+                f"dataset SOPClassUID {parsed.sop_class_uid} does not match the request's "
+                f"{expected_sop_class}",
+            )
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            return self._store(parsed, data, digest)
+        except IntegrityError:
+            # Another association indexed the same SOP Instance UID between our check and our
+            # insert; a second pass sees its row and answers duplicate or conflict.
+            return self._store(parsed, data, digest)
+
+    def _store(self, parsed: _Parsed, data: bytes, digest: str) -> IngestResult:
+        with self.database.sessions() as session:
+            existing = session.execute(
+                select(Instance.sha256, Instance.path).where(
+                    Instance.sop_instance_uid == parsed.sop_instance_uid
+                )
+            ).first()
+        if existing is not None and existing.sha256 == digest:
+            self._repair_file(existing.path, data)
+            return self._result(Outcome.DUPLICATE, parsed, len(data))
+        if existing is not None and not self.overwrite:
+            raise IngestError(
+                IngestErrorKind.CONFLICT,
+                f"SOP Instance {parsed.sop_instance_uid} is stored with other content "
+                "and overwrite is off",
+            )
+        try:
+            relative = self.storage.relative_path(parsed.sop_instance_uid, digest)
+            created = self.storage.write(relative, data)
+        except StorageError as exc:
+            raise IngestError(IngestErrorKind.STORAGE, str(exc)) from exc
+        try:
+            old_path = self._index(parsed, relative, len(data), digest)
+        except IntegrityError:
+            if created:
+                self._discard_unreferenced(relative)
+            raise
+        except SQLAlchemyError as exc:
+            if created:
+                self._discard_unreferenced(relative)
+            log.exception("indexing %s failed", parsed.sop_instance_uid)
+            raise IngestError(
+                IngestErrorKind.INDEX, "the index could not record the object"
+            ) from exc
+        if old_path is not None and old_path != relative:
+            self.storage.remove(old_path)
+            return self._result(Outcome.REPLACED, parsed, len(data))
+        return self._result(Outcome.STORED, parsed, len(data))
+
+    def _repair_file(self, relative: str, data: bytes) -> None:
+        """An identical resend restores a file lost from disk since it was indexed."""
+        try:
+            self.storage.write(relative, data)
+        except StorageError as exc:
+            raise IngestError(IngestErrorKind.STORAGE, str(exc)) from exc
+
+    def _discard_unreferenced(self, relative: str) -> None:
+        with self.database.sessions() as session:
+            referenced = session.execute(
+                select(Instance.id).where(Instance.path == relative)
+            ).first()
+        if referenced is None:
+            self.storage.remove(relative)
+
+    def _index(self, parsed: _Parsed, relative: str, size: int, digest: str) -> str | None:
+        """Index the object in one transaction; returns the replaced object's path, if any."""
+        now = utcnow()
+        with self.database.write_sessions.begin() as session:
+            old = session.execute(
+                select(Instance).where(Instance.sop_instance_uid == parsed.sop_instance_uid)
+            ).scalar_one_or_none()
+            old_path = None
+            if old is not None:
+                if old.sha256 == digest:
+                    return None
+                old_path = old.path
+                self._unindex(session, old)
+            patient_pk, _ = _get_or_create(
+                session,
+                Patient.__table__,  # type: ignore[arg-type]
+                {
+                    "patient_id": parsed.patient["patient_id"],
+                    "issuer_of_patient_id": parsed.patient["issuer_of_patient_id"],
+                },
+                {
+                    **_without(parsed.patient, "patient_id", "issuer_of_patient_id"),
+                    "created_at": now,
+                },
+            )
+            study_pk, _ = _get_or_create(
+                session,
+                Study.__table__,  # type: ignore[arg-type]
+                {"study_instance_uid": parsed.study_instance_uid},
+                {**parsed.study, "patient_pk": patient_pk, "created_at": now, "updated_at": now},
+            )
+            series_pk, new_series = _get_or_create(
+                session,
+                Series.__table__,  # type: ignore[arg-type]
+                {"series_instance_uid": parsed.series_instance_uid},
+                {**parsed.series, "study_pk": study_pk, "created_at": now, "updated_at": now},
+            )
+            if old_path is not None:
+                self._refresh_attributes(session, parsed, patient_pk, study_pk, series_pk)
+            session.add(
+                Instance(
+                    sop_instance_uid=parsed.sop_instance_uid,
+                    series_pk=series_pk,
+                    size_bytes=size,
+                    sha256=digest,
+                    path=relative,
+                    received_at=now,
+                    **parsed.instance,
+                )
+            )
+            session.execute(
+                update(Series)
+                .where(Series.id == series_pk)
+                .values(num_instances=Series.num_instances + 1, updated_at=now)
+            )
+            session.execute(
+                update(Study)
+                .where(Study.id == study_pk)
+                .values(
+                    num_instances=Study.num_instances + 1,
+                    num_series=Study.num_series + (1 if new_series else 0),
+                    updated_at=now,
+                )
+            )
+        return old_path
+
+    @staticmethod
+    def _refresh_attributes(
+        session: Session, parsed: _Parsed, patient_pk: int, study_pk: int, series_pk: int
+    ) -> None:
+        """A replacing object corrects the patient, study and series attributes it carries."""
+        session.execute(
+            update(Patient)
+            .where(Patient.id == patient_pk)
+            .values(**_without(parsed.patient, "patient_id", "issuer_of_patient_id"))
+        )
+        session.execute(update(Study).where(Study.id == study_pk).values(**parsed.study))
+        session.execute(update(Series).where(Series.id == series_pk).values(**parsed.series))
+
+    @staticmethod
+    def _unindex(session: Session, old: Instance) -> None:
+        """Remove an instance row being replaced, with its counts; drop emptied parents."""
+        series = session.get(Series, old.series_pk)
+        session.execute(delete(Instance).where(Instance.id == old.id))
+        if series is None:
+            return
+        session.execute(
+            update(Series)
+            .where(Series.id == series.id)
+            .values(num_instances=Series.num_instances - 1)
+        )
+        emptied = series.num_instances - 1 <= 0
+        session.execute(
+            update(Study)
+            .where(Study.id == series.study_pk)
+            .values(
+                num_instances=Study.num_instances - 1,
+                num_series=Study.num_series - (1 if emptied else 0),
+            )
+        )
+        if emptied:
+            session.execute(delete(Series).where(Series.id == series.id))
+            remaining = session.execute(
+                select(Study.num_instances).where(Study.id == series.study_pk)
+            ).scalar()
+            if not remaining:
+                session.execute(delete(Study).where(Study.id == series.study_pk))
+        session.expire_all()
+
+    @staticmethod
+    def _result(outcome: Outcome, parsed: _Parsed, size: int) -> IngestResult:
+        return IngestResult(
+            outcome=outcome,
+            sop_class_uid=parsed.sop_class_uid,
+            sop_instance_uid=parsed.sop_instance_uid,
+            series_instance_uid=parsed.series_instance_uid,
+            study_instance_uid=parsed.study_instance_uid,
+            patient_id=parsed.patient["patient_id"],
+            size_bytes=size,
+        )
+
+
+def _without(values: dict[str, str], *names: str) -> dict[str, str]:
+    return {k: v for k, v in values.items() if k not in names}

@@ -1,0 +1,110 @@
+"""Durable file store for DICOM objects.
+
+An object is written to a temporary file in its final folder, fsync'ed, renamed into place
+and the folder fsync'ed, so that after a crash a file either is complete or is not there
+(POSIX rename is atomic within one file system).
+
+The path derives from the SOP Instance UID, after checking that the UID is a UID (digits and
+dots: no ``/``, ``..`` or NUL can reach the file system), and from the content hash: a new
+version of an object gets a new path, so an overwrite can index the new file before the old
+one is removed and is atomic as a whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+from pathlib import Path
+
+from pacs_ai.dicom.uids import is_valid_uid
+
+
+class StorageError(Exception):
+    """The file store could not take or give an object."""
+
+
+class Storage:
+    """Objects under one root folder: ``<root>/<h0h1>/<h2h3>/<uid>.<sha256[:16]>.dcm``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def relative_path(self, sop_instance_uid: str, sha256: str) -> str:
+        """Where an object with this UID and content lives, relative to the root.
+
+        The two-level fan-out comes from a hash of the UID, so that folders stay small however
+        the sender assigns UIDs.
+        """
+        if not is_valid_uid(sop_instance_uid):
+            raise StorageError(f"not a valid UID: {sop_instance_uid!r}")
+        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+            raise StorageError("content hash must be a sha256 hex digest")
+        fan = hashlib.sha1(sop_instance_uid.encode("ascii")).hexdigest()
+        return f"{fan[:2]}/{fan[2:4]}/{sop_instance_uid}.{sha256[:16]}.dcm"
+
+    def absolute(self, relative: str) -> Path:
+        """The file for a stored relative path; refuses paths that leave the root."""
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root):
+            raise StorageError(f"path outside the store: {relative!r}")
+        return path
+
+    def exists(self, relative: str) -> bool:
+        """True when the object file is present."""
+        return self.absolute(relative).is_file()
+
+    def write(self, relative: str, data: bytes) -> bool:
+        """Store ``data`` durably at ``relative``; False when identical content is there already.
+
+        The name carries the content hash, so an existing file of that name holds these bytes
+        (unless damaged, which the size check catches and the rewrite repairs).
+        """
+        path = self.absolute(relative)
+        if path.is_file() and path.stat().st_size == len(data):
+            return False
+        folder = path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".tmp-{secrets.token_hex(8)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                view = memoryview(data)
+                while view:
+                    written = os.write(fd, view)
+                    view = view[written:]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            _fsync_dir(folder)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write object: {exc.strerror or exc}") from exc
+        return True
+
+    def remove(self, relative: str) -> None:
+        """Delete an object file; a missing file is not an error."""
+        path = self.absolute(relative)
+        try:
+            path.unlink(missing_ok=True)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            raise StorageError(f"cannot remove object: {exc.strerror or exc}") from exc
+
+    def open(self, relative: str) -> Path:
+        """The path of a stored object for reading; StorageError when it is missing."""
+        path = self.absolute(relative)
+        if not path.is_file():
+            raise StorageError(f"object file missing: {relative}")
+        return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a rename or unlink in ``folder`` durable."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,148 @@
+"""The ``pacs-ai`` command line: serve, db, nodes, import."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pacs_ai.archive.db import Database
+from pacs_ai.archive.importer import import_folder
+from pacs_ai.config import Settings
+from pacs_ai.dimse import nodes
+from pacs_ai.server import build_context, create_server
+
+app = typer.Typer(help="pacs-ai: an AI-augmented PACS.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+nodes_app = typer.Typer(help="Known DICOM peers (C-MOVE destinations).", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(nodes_app, name="nodes")
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(name)s: %(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+    )
+    return settings
+
+
+@app.command()
+def serve() -> None:
+    """Run the server (DIMSE SCP) until interrupted."""
+    settings = _settings()
+    server = create_server(settings)
+    server.start()
+    console.print(
+        f"[bold green]pacs-ai[/] AE [bold]{settings.ae_title}[/] listening for DIMSE on "
+        f"{settings.dimse_host}:{server.dimse_port}; data in {settings.data_dir.resolve()}"
+    )
+
+    def _stop(signum: int, _frame: object) -> None:
+        server.stopped.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    server.stopped.wait()
+    server.stop()
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head", help="Target revision")) -> None:
+    """Apply the shipped migrations to the configured database."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    Database(settings.effective_database_url).upgrade(revision)
+    console.print(f"database at revision {revision}")
+
+
+@nodes_app.command("add")
+def nodes_add(
+    ae_title: str,
+    host: str,
+    port: int,
+    description: Annotated[str, typer.Option(help="Free text")] = "",
+) -> None:
+    """Add (or update) a peer by AE title."""
+    settings = _settings()
+    database = Database(settings.effective_database_url)
+    database.upgrade()
+    try:
+        with database.write_sessions.begin() as session:
+            nodes.create_or_update(
+                session=session, ae_title=ae_title, host=host, port=port, description=description
+            )
+    except nodes.NodeError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"node {ae_title.strip()} -> {host}:{port}")
+
+
+@nodes_app.command("list")
+def nodes_list() -> None:
+    """List the known peers."""
+    settings = _settings()
+    database = Database(settings.effective_database_url)
+    database.upgrade()
+    table = Table("AE title", "host", "port", "description")
+    with database.sessions() as session:
+        for node in nodes.list_all(session=session):
+            table.add_row(node.ae_title, node.host, str(node.port), node.description)
+    console.print(table)
+
+
+@nodes_app.command("remove")
+def nodes_remove(ae_title: str) -> None:
+    """Forget a peer."""
+    settings = _settings()
+    database = Database(settings.effective_database_url)
+    database.upgrade()
+    try:
+        with database.write_sessions.begin() as session:
+            nodes.delete(session=session, ae_title=ae_title)
+    except nodes.NodeError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"node {ae_title} removed")
+
+
+@app.command("import")
+def import_command(
+    folder: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="Folder of DICOM files")
+    ],
+) -> None:
+    """Bulk-import every DICOM file under FOLDER through the ingest path."""
+    settings = _settings()
+    context = build_context(settings)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    with Progress(
+        TextColumn("[bold]import"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("import", total=len(files))
+        report = import_folder(context.ingestor, files, on_done=lambda _p: progress.advance(task))
+    console.print(
+        f"stored {report.stored}, already there {report.duplicates}, replaced {report.replaced}, "
+        f"refused {len(report.refused)}"
+    )
+    for path, reason in list(report.refused.items())[:20]:
+        err_console.print(f"  [yellow]{path}[/]: {reason}")
+    context.database.dispose()
+    if report.refused:
+        raise typer.Exit(1)

@@ -1,0 +1,1 @@
+"""Small pure DICOM helpers shared by every part: status codes, UIDs, code sets."""

@@ -1,0 +1,1 @@
+"""The DIMSE face of the archive (pynetdicom): SCP handlers and the SCU for sending out."""

@@ -1,0 +1,90 @@
+"""The Application Entity: its presentation contexts and the one list of handler bindings.
+
+Reading :func:`handler_bindings` tells everything the DIMSE server answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.sop_class import (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
+from pynetdicom.transport import ThreadedAssociationServer
+
+from pacs_ai.dimse.context import DimseContext
+from pacs_ai.dimse.handlers.echo import handle_echo
+from pacs_ai.dimse.handlers.find import handle_find
+from pacs_ai.dimse.handlers.get import handle_get
+from pacs_ai.dimse.handlers.move import handle_move
+from pacs_ai.dimse.handlers.store import handle_store
+from pacs_ai.dimse.sockets import set_nodelay
+
+log = logging.getLogger(__name__)
+
+QUERY_RETRIEVE_MODELS = (
+    PatientRootQueryRetrieveInformationModelFind,
+    PatientRootQueryRetrieveInformationModelGet,
+    PatientRootQueryRetrieveInformationModelMove,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelGet,
+    StudyRootQueryRetrieveInformationModelMove,
+)
+
+
+def handler_bindings(ctx: DimseContext) -> list[tuple[Any, ...]]:
+    """Every event the server handles, and with what."""
+    return [
+        (evt.EVT_CONN_OPEN, set_nodelay),
+        (evt.EVT_C_ECHO, handle_echo, [ctx]),
+        (evt.EVT_C_STORE, handle_store, [ctx]),
+        (evt.EVT_C_FIND, handle_find, [ctx]),
+        (evt.EVT_C_GET, handle_get, [ctx]),
+        (evt.EVT_C_MOVE, handle_move, [ctx]),
+    ]
+
+
+def build_ae(ctx: DimseContext) -> AE:
+    """An AE that stores every storage SOP class in every transfer syntax pydicom knows.
+
+    Storage contexts accept the SCP role from a C-GET requestor (PS3.4 C.4.3.1), so that
+    C-GET can send the matches back on the same association. Compressed data is kept as
+    received: no context forces a conversion.
+    """
+    settings = ctx.settings
+    ae = AE(ae_title=settings.ae_title)
+    ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    for context in AllStoragePresentationContexts:
+        assert context.abstract_syntax is not None
+        ae.add_supported_context(
+            context.abstract_syntax, ALL_TRANSFER_SYNTAXES, scp_role=True, scu_role=False
+        )
+    for model in QUERY_RETRIEVE_MODELS:
+        ae.add_supported_context(model, ALL_TRANSFER_SYNTAXES)
+    ae.maximum_associations = settings.max_associations
+    ae.maximum_pdu_size = settings.max_pdu_bytes
+    ae.acse_timeout = settings.acse_timeout_s
+    ae.dimse_timeout = settings.dimse_timeout_s
+    ae.network_timeout = settings.network_timeout_s
+    ae.require_called_aet = False
+    if settings.allowed_calling_aets:
+        ae.require_calling_aet = list(settings.allowed_calling_aets)
+    return ae
+
+
+def start_server(ctx: DimseContext) -> ThreadedAssociationServer:
+    """Listen on the configured address; one thread per association."""
+    ae = build_ae(ctx)
+    address = (ctx.settings.dimse_host, ctx.settings.dimse_port)
+    server = ae.start_server(address, block=False, evt_handlers=handler_bindings(ctx))
+    assert server is not None  # block=False always returns the server
+    log.info("DIMSE SCP %s listening on %s:%d", ae.ae_title, *server.server_address[:2])
+    return server
