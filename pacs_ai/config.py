@@ -12,10 +12,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AE_TITLE_MAX = 16
+DEVELOPMENT_TOKEN_PEPPER = "pacs-ai-development-only-token-pepper"
+TOKEN_PEPPER_MIN = 32
 
 
 def valid_ae_title(value: str) -> str:
@@ -74,13 +76,43 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(default=8080, ge=0, le=65535)
+    cors_allowed_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated browser origins (https://viewer.example) allowed to call "
+        "the HTTP API cross-origin, e.g. an OHIF viewer; '*' allows any; empty allows none",
+    )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["127.0.0.1", "::1"],
+        description="Comma-separated peer addresses whose X-Forwarded-Proto/Host/Prefix/For "
+        "headers are trusted (a reverse proxy); '*' trusts any",
+    )
+    max_request_bytes: int = Field(
+        default=1024**3, ge=1024, description="Largest STOW-RS request body accepted"
+    )
+    token_ttl_hours: float = Field(
+        default=24 * 90, gt=0, description="Lifetime of API tokens for machines"
+    )
+    session_ttl_hours: float = Field(
+        default=12, gt=0, description="Lifetime of the token a web login returns"
+    )
+    token_pepper: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_TOKEN_PEPPER),
+        description="Server-side key mixed into stored token digests (HMAC-SHA256); changing "
+        "it revokes every token. Production refuses the default and keys under 32 characters",
+    )
+    metrics_public: bool = Field(
+        default=False,
+        description="Serve /metrics without a token (for a scraper on a private network)",
+    )
 
     @field_validator("ae_title")
     @classmethod
     def _check_ae_title(cls, value: str) -> str:
         return valid_ae_title(value)
 
-    @field_validator("allowed_calling_aets", mode="before")
+    @field_validator(
+        "allowed_calling_aets", "cors_allowed_origins", "forwarded_allow_ips", mode="before"
+    )
     @classmethod
     def _split_aets(cls, value: object) -> object:
         if isinstance(value, str):
@@ -96,6 +128,14 @@ class Settings(BaseSettings):
     def _check_production(self) -> Settings:
         if self.environment == "production" and self.database_url is None:
             raise ValueError("production needs an explicit PACS_AI_DATABASE_URL")
+        pepper = self.token_pepper.get_secret_value()
+        if self.environment == "production" and (
+            pepper == DEVELOPMENT_TOKEN_PEPPER or len(pepper) < TOKEN_PEPPER_MIN
+        ):
+            raise ValueError(
+                f"production needs PACS_AI_TOKEN_PEPPER: a secret of at least {TOKEN_PEPPER_MIN} "
+                "characters, not the development default"
+            )
         return self
 
     @cached_property

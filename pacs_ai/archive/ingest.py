@@ -21,6 +21,7 @@ from io import BytesIO
 from typing import Any
 
 from pydicom import dcmread
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
@@ -55,6 +56,7 @@ _J2K_FAMILY = {
     "1.2.840.10008.1.2.4.203",
 }
 _RLE = "1.2.840.10008.1.2.5"
+UNDEFINED_LENGTH = 0xFFFFFFFF
 _J2K_CODESTREAM = b"\xff\x4f\xff\x51"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  "
 
@@ -189,6 +191,21 @@ def _check_encapsulated_pixels(ds: Dataset, data: bytes, syntax: str) -> None:
                 raise IngestError(IngestErrorKind.INVALID, f"frame {index} has no valid RLE header")
 
 
+def _check_complete(ds: Dataset) -> None:
+    """pydicom keeps a value cut short by the end of the stream; a truncated object is refused."""
+    for element in ds.elements():
+        if (
+            isinstance(element, RawDataElement)
+            and element.length != UNDEFINED_LENGTH
+            and element.value is not None
+            and len(element.value) != element.length
+        ):
+            raise IngestError(
+                IngestErrorKind.INVALID,
+                f"element {element.tag} is truncated: {len(element.value)} of {element.length} bytes",
+            )
+
+
 def parse(data: bytes) -> _Parsed:
     """Parse and validate a Part 10 stream; IngestError(INVALID...) for anything unsound.
 
@@ -197,6 +214,7 @@ def parse(data: bytes) -> _Parsed:
     """
     try:
         ds = dcmread(BytesIO(data))
+        _check_complete(ds)
         for _element in ds.iterall():
             pass
     except InvalidDicomError as exc:
@@ -310,9 +328,11 @@ def _get_or_create(
     found = session.execute(select(table.c.id).where(*where)).scalar()
     if found is not None:
         return int(found), False
-    result: Any = session.execute(_insert(session, table).values(**keys, **values))
-    if result.rowcount == 1 and result.inserted_primary_key:
-        return int(result.inserted_primary_key[0]), True
+    inserted = session.execute(
+        _insert(session, table).values(**keys, **values).returning(table.c.id)
+    ).scalar()
+    if inserted is not None:
+        return int(inserted), True
     found = session.execute(select(table.c.id).where(*where)).scalar_one()
     return int(found), False
 

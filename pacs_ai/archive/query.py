@@ -168,11 +168,23 @@ def match_wildcard(column: Any, value: str) -> ColumnElement[bool]:
 def match_range(
     column: Any, value: str, normalize: Callable[..., str | None]
 ) -> ColumnElement[bool]:
-    """C.2.2.2.5: ``a-b``, ``a-`` or ``-b`` on DA, TM or DT, bounds inclusive."""
-    low_text, _, high_text = value.partition("-")
-    low = normalize(low_text, upper=False) if low_text else None
-    high = normalize(high_text, upper=True) if high_text else None
-    if (low_text and low is None) or (high_text and high is None) or (low is None and high is None):
+    """C.2.2.2.5: ``a-b``, ``a-`` or ``-b`` on DA, TM or DT, bounds inclusive.
+
+    A DT may carry a ``-ZZXX`` offset, so the range's own hyphen is the first one that leaves
+    two valid (or empty) bounds.
+    """
+    low = high = None
+    for position, character in enumerate(value):
+        if character != "-":
+            continue
+        low_text, high_text = value[:position], value[position + 1 :]
+        low = normalize(low_text, upper=False) if low_text else None
+        high = normalize(high_text, upper=True) if high_text else None
+        if (low_text and low is None) or (high_text and high is None):
+            low = high = None
+            continue
+        break
+    if low is None and high is None:
         raise QueryError(f"malformed range {value!r}")
     conditions: list[ColumnElement[bool]] = [column != ""]
     if low is not None:

@@ -7,6 +7,7 @@ deterministic (synthetic data made with a seed gives the same UIDs every time).
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from pydicom.uid import UID, generate_uid
@@ -21,8 +22,13 @@ def new_uid() -> UID:
 
 
 def derived_uid(*entropy: object) -> UID:
-    """A UID under 2.25 that depends only on ``entropy``: same inputs, same UID."""
-    return generate_uid(prefix=None, entropy_srcs=[str(part) for part in entropy])
+    """A UID under 2.25 that depends only on ``entropy``: same inputs, same UID.
+
+    The 128-bit integer is the first half of a SHA-256 of the inputs, as a name-based UUID
+    (RFC 9562 v8) would carry it; pydicom's own ``generate_uid(prefix=None)`` ignores entropy.
+    """
+    digest = hashlib.sha256("\x1f".join(str(part) for part in entropy).encode("utf-8")).digest()
+    return UID(f"2.25.{int.from_bytes(digest[:16], 'big')}")
 
 
 def is_valid_uid(value: str) -> bool:

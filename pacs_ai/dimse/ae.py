@@ -8,6 +8,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from pydicom.uid import (
+    UID,
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+)
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
@@ -40,6 +47,24 @@ QUERY_RETRIEVE_MODELS = (
 )
 
 
+def _storage_transfer_syntaxes() -> list[str]:
+    """Every syntax pydicom knows, compressed first.
+
+    pynetdicom accepts the first of *our* syntaxes that the requestor proposed. A sender that
+    offers its compressed original beside the uncompressed fallbacks must get the original,
+    so that it is stored as received and nobody transcodes it.
+    """
+    native = [
+        ExplicitVRLittleEndian,
+        ImplicitVRLittleEndian,
+        DeflatedExplicitVRLittleEndian,
+        ExplicitVRBigEndian,
+    ]
+    encapsulated = [ts for ts in ALL_TRANSFER_SYNTAXES if UID(ts).is_encapsulated]
+    rest = [ts for ts in ALL_TRANSFER_SYNTAXES if ts not in native and ts not in encapsulated]
+    return encapsulated + native + rest
+
+
 def handler_bindings(ctx: DimseContext) -> list[tuple[Any, ...]]:
     """Every event the server handles, and with what."""
     return [
@@ -62,10 +87,11 @@ def build_ae(ctx: DimseContext) -> AE:
     settings = ctx.settings
     ae = AE(ae_title=settings.ae_title)
     ae.add_supported_context(Verification, ALL_TRANSFER_SYNTAXES)
+    storage_syntaxes = _storage_transfer_syntaxes()
     for context in AllStoragePresentationContexts:
         assert context.abstract_syntax is not None
         ae.add_supported_context(
-            context.abstract_syntax, ALL_TRANSFER_SYNTAXES, scp_role=True, scu_role=False
+            context.abstract_syntax, storage_syntaxes, scp_role=True, scu_role=False
         )
     for model in QUERY_RETRIEVE_MODELS:
         ae.add_supported_context(model, ALL_TRANSFER_SYNTAXES)

@@ -8,6 +8,7 @@ from pacs_ai.archive.db import Database
 from pacs_ai.archive.ingest import Ingestor
 from pacs_ai.archive.storage import Storage
 from pacs_ai.config import Settings
+from pacs_ai.security.audit import AuditLog
 
 
 @dataclass(frozen=True)
@@ -18,3 +19,5 @@ class DimseContext:
     database: Database
     storage: Storage
     ingestor: Ingestor
+    audit: AuditLog | None = None
+    """Where handlers record who did what (None: no trail, e.g. a bulk import)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-import pacs_ai.archive.schema  # noqa: F401  (registers the archive's tables)
+import pacs_ai.tables  # noqa: F401  (registers every part's tables)
 from pacs_ai.archive.db import Base
 
 config = context.config

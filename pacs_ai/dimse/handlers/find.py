@@ -13,6 +13,7 @@ from pacs_ai.dicom.status import Status
 from pacs_ai.dimse.context import DimseContext
 from pacs_ai.dimse.handlers.identifier import IdentifierError, read_identifier
 from pacs_ai.dimse.handlers.store import failure
+from pacs_ai.security.audit import Action, Outcome, identifier_subjects, record_dimse
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +36,24 @@ def handle_find(
             matches = run(session, Query(level, keys), limit=ctx.settings.max_find_results)
     except IdentifierError as exc:
         log.warning("C-FIND refused: %s", exc.reason)
+        record_dimse(ctx.audit, event, Action.QUERY, Outcome.FAILURE, detail=exc.reason)
         yield failure(exc.status, exc.reason), None
         return
     except QueryError as exc:
         log.warning("C-FIND refused: %s", exc)
+        record_dimse(ctx.audit, event, Action.QUERY, Outcome.FAILURE, detail=str(exc))
         yield failure(Status.UNABLE_TO_PROCESS, str(exc)), None
         return
+    patient_id, study_uids = identifier_subjects(keys)
+    record_dimse(
+        ctx.audit,
+        event,
+        Action.QUERY,
+        Outcome.SUCCESS,
+        patient_id=patient_id,
+        study_uids=study_uids + [str(m.get("StudyInstanceUID", "")) for m in matches],
+        detail=f"C-FIND {level.name}: {len(matches)} matches",
+    )
     for match in matches:
         if event.is_cancelled:
             yield int(Status.CANCEL), None

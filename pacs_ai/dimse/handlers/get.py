@@ -13,8 +13,9 @@ from pacs_ai.archive.query import QueryError
 from pacs_ai.dicom.status import Status
 from pacs_ai.dimse.context import DimseContext
 from pacs_ai.dimse.handlers.identifier import IdentifierError
-from pacs_ai.dimse.handlers.retrieve import instances_to_send
+from pacs_ai.dimse.handlers.retrieve import audit_retrieve, instances_to_send
 from pacs_ai.dimse.handlers.store import failure
+from pacs_ai.security.audit import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,11 @@ def handle_get(
     except (IdentifierError, QueryError) as exc:
         status = exc.status if isinstance(exc, IdentifierError) else Status.UNABLE_TO_PROCESS
         log.warning("C-GET refused: %s", exc)
+        audit_retrieve(event, ctx, Outcome.FAILURE, f"C-GET refused: {exc}")
         yield 0
         yield failure(status, str(exc)), None
         return
+    audit_retrieve(event, ctx, Outcome.SUCCESS, f"C-GET of {len(instances)} instances")
     yield len(instances)
     for instance in instances:
         if event.is_cancelled:

@@ -13,11 +13,12 @@ from pacs_ai.archive.query import QueryError
 from pacs_ai.dicom.status import Status
 from pacs_ai.dimse.context import DimseContext
 from pacs_ai.dimse.handlers.identifier import IdentifierError
-from pacs_ai.dimse.handlers.retrieve import instances_to_send
+from pacs_ai.dimse.handlers.retrieve import audit_retrieve, instances_to_send
 from pacs_ai.dimse.handlers.store import failure
 from pacs_ai.dimse.nodes import get_by_ae_title
 from pacs_ai.dimse.scu import contexts_for
 from pacs_ai.dimse.sockets import set_nodelay
+from pacs_ai.security.audit import Outcome
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,7 @@ def handle_move(event: evt.Event, ctx: DimseContext) -> Iterator[Any]:
         node = get_by_ae_title(session=session, ae_title=destination)
     if node is None:
         log.warning("C-MOVE to unknown destination %r", destination)
+        audit_retrieve(event, ctx, Outcome.FAILURE, f"C-MOVE to unknown {destination!r}")
         yield None, None
         return
     try:
@@ -45,6 +47,7 @@ def handle_move(event: evt.Event, ctx: DimseContext) -> Iterator[Any]:
     except (IdentifierError, QueryError) as exc:
         status = exc.status if isinstance(exc, IdentifierError) else Status.UNABLE_TO_PROCESS
         log.warning("C-MOVE refused: %s", exc)
+        audit_retrieve(event, ctx, Outcome.FAILURE, f"C-MOVE refused: {exc}")
         yield node.host, node.port
         yield 0
         yield failure(status, str(exc)), None
@@ -58,6 +61,9 @@ def handle_move(event: evt.Event, ctx: DimseContext) -> Iterator[Any]:
             "ae_title": node.ae_title,
             "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)],
         },
+    )
+    audit_retrieve(
+        event, ctx, Outcome.SUCCESS, f"C-MOVE of {len(instances)} instances to {destination}"
     )
     yield len(instances)
     for instance in instances:

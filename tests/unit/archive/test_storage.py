@@ -1,0 +1,64 @@
+"""The file store: UID-derived paths that cannot escape, atomic durable writes."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from pacs_ai.archive.storage import Storage, StorageError
+
+DIGEST = hashlib.sha256(b"x").hexdigest()
+
+
+@pytest.mark.parametrize(
+    "uid",
+    ["1.2/../../etc/passwd", "..", "1.2.3\x00", "", "1.2.03", "a.b", "1." + "2" * 70, "/abs/1.2"],
+)
+def test_invalid_uids_never_reach_the_file_system(storage: Storage, uid: str) -> None:
+    with pytest.raises(StorageError):
+        storage.relative_path(uid, DIGEST)
+
+
+def test_path_is_inside_the_root_and_depends_on_content(storage: Storage) -> None:
+    first = storage.relative_path("1.2.3.4", DIGEST)
+    other = storage.relative_path("1.2.3.4", hashlib.sha256(b"y").hexdigest())
+    assert first != other
+    assert storage.absolute(first).is_relative_to(storage.root)
+    assert first.endswith(f"1.2.3.4.{DIGEST[:16]}.dcm")
+
+
+def test_relative_paths_that_leave_the_root_are_refused(storage: Storage) -> None:
+    with pytest.raises(StorageError):
+        storage.absolute("../../outside.dcm")
+
+
+def test_write_is_complete_and_leaves_no_temporary_files(storage: Storage) -> None:
+    relative = storage.relative_path("1.2.3.4", DIGEST)
+    assert storage.write(relative, b"x" * 1000) is True
+    assert storage.open(relative).read_bytes() == b"x" * 1000
+    assert storage.write(relative, b"x" * 1000) is False
+    leftovers = [p for p in storage.root.rglob(".tmp-*")]
+    assert leftovers == []
+
+
+def test_a_truncated_file_is_repaired_by_a_rewrite(storage: Storage) -> None:
+    relative = storage.relative_path("1.2.3.5", DIGEST)
+    storage.write(relative, b"abcdef")
+    storage.absolute(relative).write_bytes(b"abc")
+    assert storage.write(relative, b"abcdef") is True
+    assert storage.open(relative).read_bytes() == b"abcdef"
+
+
+def test_missing_object_is_reported(storage: Storage) -> None:
+    with pytest.raises(StorageError, match="missing"):
+        storage.open(storage.relative_path("1.2.3.6", DIGEST))
+
+
+def test_remove_deletes_and_tolerates_absence(storage: Storage, tmp_path: Path) -> None:
+    relative = storage.relative_path("1.2.3.7", DIGEST)
+    storage.write(relative, b"data")
+    storage.remove(relative)
+    assert not storage.exists(relative)
+    storage.remove(relative)
