@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,13 +18,20 @@ from pacs_ai.archive.db import Database
 from pacs_ai.archive.importer import import_folder
 from pacs_ai.config import Settings
 from pacs_ai.dimse import nodes
+from pacs_ai.security import accounts
+from pacs_ai.security.roles import Role
+from pacs_ai.security.users import UserError
 from pacs_ai.server import build_context, create_server
+from pacs_ai.synth.command import synth
 
 app = typer.Typer(help="pacs-ai: an AI-augmented PACS.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 nodes_app = typer.Typer(help="Known DICOM peers (C-MOVE destinations).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(nodes_app, name="nodes")
+app.command("synth")(synth)
+users_app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -47,7 +55,8 @@ def serve() -> None:
     server.start()
     console.print(
         f"[bold green]pacs-ai[/] AE [bold]{settings.ae_title}[/] listening for DIMSE on "
-        f"{settings.dimse_host}:{server.dimse_port}; data in {settings.data_dir.resolve()}"
+        f"{settings.dimse_host}:{server.dimse_port}, HTTP (DICOMweb at /dicom-web) on "
+        f"{settings.http_host}:{server.http_port}; data in {settings.data_dir.resolve()}"
     )
 
     def _stop(signum: int, _frame: object) -> None:
@@ -146,3 +155,72 @@ def import_command(
     context.database.dispose()
     if report.refused:
         raise typer.Exit(1)
+
+
+def _users_database(settings: Settings) -> Database:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.effective_database_url)
+    database.upgrade()
+    return database
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[Role, typer.Option(help="radiologist, qa, ml_engineer or admin")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read a login password from standard input")
+    ] = False,
+) -> None:
+    """Add a user; its first API token is printed alone on the last line."""
+    settings = _settings()
+    password = sys.stdin.readline().rstrip("\r\n") if password_stdin else None
+    database = _users_database(settings)
+    try:
+        token = accounts.add_user(
+            database=database, settings=settings, username=name, role=role, password=password
+        )
+    except UserError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        database.dispose()
+    console.print(
+        f"user {name} ({role.value}) added; API token valid {settings.token_ttl_hours:g} h, "
+        "shown once:"
+    )
+    typer.echo(token)
+
+
+@users_app.command("token")
+def users_token(name: str) -> None:
+    """Issue another API token for a user, printed alone on the last line."""
+    settings = _settings()
+    database = _users_database(settings)
+    try:
+        token = accounts.issue_api_token(database=database, settings=settings, username=name)
+    except UserError as exc:
+        err_console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from exc
+    finally:
+        database.dispose()
+    console.print(f"new API token for {name}, valid {settings.token_ttl_hours:g} h, shown once:")
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List the users and their roles."""
+    settings = _settings()
+    database = _users_database(settings)
+    table = Table("user", "role", "password", "disabled", "created")
+    for user in accounts.list_users(database=database):
+        table.add_row(
+            user.username,
+            user.role,
+            "yes" if user.has_password else "no",
+            "yes" if user.disabled else "no",
+            user.created_at.strftime("%Y-%m-%d %H:%M"),
+        )
+    database.dispose()
+    console.print(table)

@@ -63,6 +63,13 @@ class Settings(BaseSettings):
     network_timeout_s: float = Field(
         default=60.0, gt=0, description="An association idle this long is aborted"
     )
+    dimse_poll_interval_s: float = Field(
+        default=0.0002,
+        gt=0,
+        le=0.01,
+        description="How long an association's network thread sleeps when it has nothing to "
+        "do; pynetdicom's 1 ms default caps one association at ~300 objects/s",
+    )
     max_pdu_bytes: int = Field(default=262_144, ge=4096, description="Largest PDU we receive")
     max_object_bytes: int = Field(
         default=2 * 1024**3, ge=1024, description="Largest single DICOM object accepted"
@@ -104,6 +111,11 @@ class Settings(BaseSettings):
         default=False,
         description="Serve /metrics without a token (for a scraper on a private network)",
     )
+    models_dirs: Annotated[list[Path], NoDecode] = Field(
+        default_factory=lambda: [Path("./models")],
+        description="Comma-separated folders searched for MONAI bundles (the model registry); "
+        "their configs run as code when validated or registered, so list trusted folders only",
+    )
 
     @field_validator("ae_title")
     @classmethod
@@ -111,7 +123,11 @@ class Settings(BaseSettings):
         return valid_ae_title(value)
 
     @field_validator(
-        "allowed_calling_aets", "cors_allowed_origins", "forwarded_allow_ips", mode="before"
+        "allowed_calling_aets",
+        "cors_allowed_origins",
+        "forwarded_allow_ips",
+        "models_dirs",
+        mode="before",
     )
     @classmethod
     def _split_aets(cls, value: object) -> object:

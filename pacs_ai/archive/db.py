@@ -6,6 +6,9 @@ composition root; no handler creates its own.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,24 @@ def _begin_sqlite(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+class _SerializedSessions(sessionmaker[Session]):
+    """Write transactions that take turns inside this process.
+
+    SQLite has one writer at a time; threads that meet its lock wait in SQLite's busy
+    handler, which sleeps in growing steps up to 100 ms. A Python lock hands the turn over
+    at once, so concurrent associations do not stall each other.
+    """
+
+    def __init__(self, bind: Engine) -> None:
+        super().__init__(bind, expire_on_commit=False)
+        self._turn = threading.Lock()
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        with self._turn, super().begin() as session:
+            yield session
+
+
 class Database:
     """The process's engine and its two session factories: reads, and write transactions."""
 
@@ -71,13 +92,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        writer = (
-            self.engine.execution_options(sqlite_begin="IMMEDIATE")
-            if self.is_sqlite
-            else self.engine
-        )
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
-        self.write_sessions: sessionmaker[Session] = sessionmaker(writer, expire_on_commit=False)
+        self.write_sessions: sessionmaker[Session] = (
+            _SerializedSessions(self.engine.execution_options(sqlite_begin="IMMEDIATE"))
+            if self.is_sqlite
+            else sessionmaker(self.engine, expire_on_commit=False)
+        )
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the shipped migrations to this database."""

@@ -15,24 +15,28 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from io import BytesIO
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydicom import dcmread
-from pydicom.dataelem import RawDataElement
+from pydicom.datadict import dictionary_has_tag, dictionary_VR
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from pacs_ai.archive.db import Database
+from pacs_ai.archive.group_commit import GroupCommit
 from pacs_ai.archive.schema import Instance, Patient, Series, Study, utcnow
 from pacs_ai.archive.storage import Storage, StorageError
 from pacs_ai.dicom.uids import is_valid_uid
@@ -57,6 +61,8 @@ _J2K_FAMILY = {
 }
 _RLE = "1.2.840.10008.1.2.5"
 UNDEFINED_LENGTH = 0xFFFFFFFF
+PIXEL_DATA = 0x7FE00010
+MAX_NESTING = 64
 _J2K_CODESTREAM = b"\xff\x4f\xff\x51"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  "
 
@@ -191,8 +197,29 @@ def _check_encapsulated_pixels(ds: Dataset, data: bytes, syntax: str) -> None:
                 raise IngestError(IngestErrorKind.INVALID, f"frame {index} has no valid RLE header")
 
 
-def _check_complete(ds: Dataset) -> None:
-    """pydicom keeps a value cut short by the end of the stream; a truncated object is refused."""
+def _is_sequence(element: DataElement | RawDataElement) -> bool:
+    if not isinstance(element, RawDataElement):
+        return element.VR == "SQ"
+    if element.tag == PIXEL_DATA:
+        return False
+    if element.VR == "SQ" or element.length == UNDEFINED_LENGTH:
+        return True
+    return (
+        element.VR is None
+        and dictionary_has_tag(element.tag)
+        and dictionary_VR(element.tag) == "SQ"
+    )
+
+
+def _check_structure(ds: Dataset, depth: int = 0) -> None:
+    """Refuse values cut short and sequences that do not parse, down to every nested item.
+
+    pydicom keeps a value cut short by the end of the stream without complaint, and parses
+    sequences only when asked; plain values are kept as received (a wrong VR in an element the
+    index does not read harms nobody), so only lengths and sequence structure are checked.
+    """
+    if depth > MAX_NESTING:
+        raise IngestError(IngestErrorKind.INVALID, f"sequences nested deeper than {MAX_NESTING}")
     for element in ds.elements():
         if (
             isinstance(element, RawDataElement)
@@ -202,21 +229,24 @@ def _check_complete(ds: Dataset) -> None:
         ):
             raise IngestError(
                 IngestErrorKind.INVALID,
-                f"element {element.tag} is truncated: {len(element.value)} of {element.length} bytes",
+                f"element {element.tag} is truncated: "
+                f"{len(element.value)} of {element.length} bytes",
             )
+        if _is_sequence(element):
+            for item in ds[element.tag].value or []:
+                _check_structure(item, depth + 1)
 
 
 def parse(data: bytes) -> _Parsed:
     """Parse and validate a Part 10 stream; IngestError(INVALID...) for anything unsound.
 
-    Every element is decoded once here, so a wrong VR, a length past the end or a sequence
-    nested past reason is found now, not when a viewer opens the file.
+    Lengths, sequence structure, UIDs and pixel data are checked now, so that a damaged
+    object is refused at the door rather than found when a viewer opens it.
     """
     try:
-        ds = dcmread(BytesIO(data))
-        _check_complete(ds)
-        for _element in ds.iterall():
-            pass
+        return _parse(data)
+    except IngestError:
+        raise
     except InvalidDicomError as exc:
         raise IngestError(IngestErrorKind.INVALID, f"not a DICOM Part 10 stream: {exc}") from exc
     except RecursionError as exc:
@@ -225,6 +255,11 @@ def parse(data: bytes) -> _Parsed:
         raise IngestError(
             IngestErrorKind.INVALID, f"cannot parse dataset: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def _parse(data: bytes) -> _Parsed:
+    ds = dcmread(BytesIO(data))
+    _check_structure(ds)
     meta = ds.file_meta
     syntax = str(meta.get("TransferSyntaxUID", "")).strip()
     if not syntax or not is_valid_uid(syntax):
@@ -337,6 +372,36 @@ def _get_or_create(
     return int(found), False
 
 
+class _IndexRequest(NamedTuple):
+    parsed: _Parsed
+    relative: str
+    size: int
+    digest: str
+
+
+class _RowIdCache:
+    """Row ids of patients, studies and series by their keys; bounded, thread-safe."""
+
+    LIMIT = 50_000
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[str, ...], int] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, ...]) -> int | None:
+        return self._ids.get(key)
+
+    def remember(self, ids: dict[tuple[str, ...], int]) -> None:
+        with self._lock:
+            if len(self._ids) + len(ids) > self.LIMIT:
+                self._ids.clear()
+            self._ids.update(ids)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ids.clear()
+
+
 class Ingestor:
     """Takes Part 10 streams into the archive; thread-safe, one per process."""
 
@@ -347,6 +412,8 @@ class Ingestor:
         self.storage = storage
         self.overwrite = overwrite
         self.max_object_bytes = max_object_bytes
+        self._ids = _RowIdCache()
+        self._group_commit: GroupCommit[_IndexRequest, str | None] = GroupCommit(self._index_batch)
 
     def ingest(self, data: bytes, *, expected_sop_class: str | None = None) -> IngestResult:
         """Store and index one Part 10 stream; IngestError says why when it is refused."""
@@ -367,7 +434,9 @@ class Ingestor:
             return self._store(parsed, data, digest)
         except IntegrityError:
             # Another association indexed the same SOP Instance UID between our check and our
-            # insert; a second pass sees its row and answers duplicate or conflict.
+            # insert, or a cached row id went stale; a second pass sees the rows as they are
+            # and answers stored, duplicate or conflict.
+            self._ids.clear()
             return self._store(parsed, data, digest)
 
     def _store(self, parsed: _Parsed, data: bytes, digest: str) -> IngestResult:
@@ -425,70 +494,139 @@ class Ingestor:
             self.storage.remove(relative)
 
     def _index(self, parsed: _Parsed, relative: str, size: int, digest: str) -> str | None:
-        """Index the object in one transaction; returns the replaced object's path, if any."""
-        now = utcnow()
+        """Index the object, committed; returns the replaced object's path, if any."""
+        return self._group_commit.submit(_IndexRequest(parsed, relative, size, digest))
+
+    def _index_batch(self, requests: Sequence[_IndexRequest]) -> list[str | BaseException | None]:
+        """Index a batch in one transaction; each request of several in its own savepoint.
+
+        A request that fails (a UID that raced in, a stale cached row id) gets its exception
+        back without spoiling the others.
+        """
+        outcomes: list[str | BaseException | None] = []
+        created: dict[tuple[str, ...], int] = {}
         with self.database.write_sessions.begin() as session:
-            old = session.execute(
-                select(Instance).where(Instance.sop_instance_uid == parsed.sop_instance_uid)
-            ).scalar_one_or_none()
-            old_path = None
-            if old is not None:
-                if old.sha256 == digest:
-                    return None
-                old_path = old.path
-                self._unindex(session, old)
-            patient_pk, _ = _get_or_create(
-                session,
-                Patient.__table__,  # type: ignore[arg-type]
-                {
-                    "patient_id": parsed.patient["patient_id"],
-                    "issuer_of_patient_id": parsed.patient["issuer_of_patient_id"],
-                },
-                {
-                    **_without(parsed.patient, "patient_id", "issuer_of_patient_id"),
-                    "created_at": now,
-                },
+            for request in requests:
+                if len(requests) == 1:
+                    outcomes.append(self._index_rows(session, request, created))
+                    continue
+                try:
+                    with session.begin_nested():
+                        mine: dict[tuple[str, ...], int] = {}
+                        outcomes.append(self._index_rows(session, request, mine))
+                    created.update(mine)
+                except SQLAlchemyError as exc:
+                    outcomes.append(exc)
+        self._ids.remember(created)
+        return outcomes
+
+    def _index_rows(
+        self, session: Session, request: _IndexRequest, created: dict[tuple[str, ...], int]
+    ) -> str | None:
+        """Write one object's rows; returns the replaced object's path, if any.
+
+        Row ids of known patients, studies and series come from a cache, so that the common
+        case (one more instance of a series) is one INSERT and two counter UPDATEs.
+        """
+        parsed, relative, size, digest = request
+        now = utcnow()
+        old = session.execute(
+            select(Instance).where(Instance.sop_instance_uid == parsed.sop_instance_uid)
+        ).scalar_one_or_none()
+        old_path = None
+        if old is not None:
+            if old.sha256 == digest:
+                return None
+            old_path = old.path
+            self._unindex(session, old)
+            self._ids.clear()
+        patient_key = (
+            "patient",
+            parsed.patient["patient_id"],
+            parsed.patient["issuer_of_patient_id"],
+        )
+        patient_pk = self._row_id(
+            session,
+            created,
+            patient_key,
+            Patient.__table__,  # type: ignore[arg-type]
+            {
+                "patient_id": parsed.patient["patient_id"],
+                "issuer_of_patient_id": parsed.patient["issuer_of_patient_id"],
+            },
+            {
+                **_without(parsed.patient, "patient_id", "issuer_of_patient_id"),
+                "created_at": now,
+            },
+        )
+        study_pk = self._row_id(
+            session,
+            created,
+            ("study", parsed.study_instance_uid),
+            Study.__table__,  # type: ignore[arg-type]
+            {"study_instance_uid": parsed.study_instance_uid},
+            {**parsed.study, "patient_pk": patient_pk, "created_at": now, "updated_at": now},
+        )
+        series_key = ("series", parsed.series_instance_uid)
+        series_pk = self._row_id(
+            session,
+            created,
+            series_key,
+            Series.__table__,  # type: ignore[arg-type]
+            {"series_instance_uid": parsed.series_instance_uid},
+            {**parsed.series, "study_pk": study_pk, "created_at": now, "updated_at": now},
+        )
+        if old_path is not None:
+            self._refresh_attributes(session, parsed, patient_pk, study_pk, series_pk)
+        session.execute(
+            insert(Instance).values(
+                sop_instance_uid=parsed.sop_instance_uid,
+                series_pk=series_pk,
+                size_bytes=size,
+                sha256=digest,
+                path=relative,
+                received_at=now,
+                **parsed.instance,
             )
-            study_pk, _ = _get_or_create(
-                session,
-                Study.__table__,  # type: ignore[arg-type]
-                {"study_instance_uid": parsed.study_instance_uid},
-                {**parsed.study, "patient_pk": patient_pk, "created_at": now, "updated_at": now},
+        )
+        session.execute(
+            update(Series)
+            .where(Series.id == series_pk)
+            .values(num_instances=Series.num_instances + 1, updated_at=now)
+        )
+        session.execute(
+            update(Study)
+            .where(Study.id == study_pk)
+            .values(
+                num_instances=Study.num_instances + 1,
+                num_series=Study.num_series + (1 if series_key in created else 0),
+                updated_at=now,
             )
-            series_pk, new_series = _get_or_create(
-                session,
-                Series.__table__,  # type: ignore[arg-type]
-                {"series_instance_uid": parsed.series_instance_uid},
-                {**parsed.series, "study_pk": study_pk, "created_at": now, "updated_at": now},
-            )
-            if old_path is not None:
-                self._refresh_attributes(session, parsed, patient_pk, study_pk, series_pk)
-            session.add(
-                Instance(
-                    sop_instance_uid=parsed.sop_instance_uid,
-                    series_pk=series_pk,
-                    size_bytes=size,
-                    sha256=digest,
-                    path=relative,
-                    received_at=now,
-                    **parsed.instance,
-                )
-            )
-            session.execute(
-                update(Series)
-                .where(Series.id == series_pk)
-                .values(num_instances=Series.num_instances + 1, updated_at=now)
-            )
-            session.execute(
-                update(Study)
-                .where(Study.id == study_pk)
-                .values(
-                    num_instances=Study.num_instances + 1,
-                    num_series=Study.num_series + (1 if new_series else 0),
-                    updated_at=now,
-                )
-            )
+        )
         return old_path
+
+    def _row_id(
+        self,
+        session: Session,
+        created: dict[tuple[str, ...], int],
+        key: tuple[str, ...],
+        table: Table,
+        keys: dict[str, str],
+        values: dict[str, Any],
+    ) -> int:
+        """The row id for ``key``: cached, found, or a new row (then noted in ``created``).
+
+        New ids join the cache only after the commit, so a rolled-back row is never cached.
+        """
+        cached = self._ids.get(key)
+        if cached is not None:
+            return cached
+        row_id, is_new = _get_or_create(session, table, keys, values)
+        if is_new:
+            created[key] = row_id
+        else:
+            self._ids.remember({key: row_id})
+        return row_id
 
     @staticmethod
     def _refresh_attributes(

@@ -33,7 +33,7 @@ from pacs_ai.dimse.handlers.find import handle_find
 from pacs_ai.dimse.handlers.get import handle_get
 from pacs_ai.dimse.handlers.move import handle_move
 from pacs_ai.dimse.handlers.store import handle_store
-from pacs_ai.dimse.sockets import set_nodelay
+from pacs_ai.dimse.sockets import configure_socket
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,11 @@ def _storage_transfer_syntaxes() -> list[str]:
 def handler_bindings(ctx: DimseContext) -> list[tuple[Any, ...]]:
     """Every event the server handles, and with what."""
     return [
-        (evt.EVT_CONN_OPEN, set_nodelay),
+        (
+            evt.EVT_CONN_OPEN,
+            configure_socket,
+            [ctx.settings.network_timeout_s, ctx.settings.dimse_poll_interval_s],
+        ),
         (evt.EVT_C_ECHO, handle_echo, [ctx]),
         (evt.EVT_C_STORE, handle_store, [ctx]),
         (evt.EVT_C_FIND, handle_find, [ctx]),

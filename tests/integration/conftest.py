@@ -31,7 +31,9 @@ def dcmtk(tool: str) -> str:
     return str(path)
 
 
-def run_dcmtk(tool: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_dcmtk(
+    tool: str, *args: str, timeout: float = 120, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run a DCMTK tool with TCP_NODELAY (DCMTK reads it from the environment)."""
     return subprocess.run(
         [dcmtk(tool), *args],
@@ -89,6 +91,7 @@ def make_server(tmp_path: Path, database_url: str) -> Iterator[ServerFactory]:
             data_dir=tmp_path / f"pacs-data-{len(started)}",
             database_url=database_url,
             dimse_port=0,
+            http_port=0,
             **overrides,
         )
         server = create_server(settings)

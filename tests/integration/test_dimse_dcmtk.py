@@ -28,7 +28,9 @@ def same_object(a: Path, b: Path) -> bool:
         ds.pop(TRAILING_PADDING, None)
     syntax = first.file_meta.TransferSyntaxUID
     # Senders may convert between uncompressed syntaxes; compressed data must arrive as it was.
-    return first == second and (not syntax.is_encapsulated or syntax == second.file_meta.TransferSyntaxUID)
+    return first == second and (
+        not syntax.is_encapsulated or syntax == second.file_meta.TransferSyntaxUID
+    )
 
 
 def store(server: Server, *files: Path) -> None:
@@ -46,23 +48,43 @@ def test_store_every_transfer_syntax_then_find_and_get(
 ) -> None:
     store(server, *sample_files.values())
     found = run_dcmtk(
-        "findscu", "-v", "-S", "-k", "QueryRetrieveLevel=STUDY", "-k", "StudyInstanceUID",
-        "-k", "PatientName", "127.0.0.1", str(server.dimse_port),
+        "findscu",
+        "-v",
+        "-S",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        "StudyInstanceUID",
+        "-k",
+        "PatientName",
+        "127.0.0.1",
+        str(server.dimse_port),
     )
     assert found.returncode == 0, found.stderr
-    expected_studies = {str(dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in sample_files.values()}
+    expected_studies = {
+        str(dcmread(p, stop_before_pixels=True).StudyInstanceUID) for p in sample_files.values()
+    }
     assert found.stderr.count("Find Response:") == len(expected_studies)
     for path in sample_files.values():
         header = dcmread(path, stop_before_pixels=True)
         out = tmp_path / "get" / str(header.SOPInstanceUID)
         out.mkdir(parents=True)
         got = run_dcmtk(
-            "getscu", GETSCU_PREFERENCE.get(str(header.file_meta.TransferSyntaxUID), "+x="),
-            "-S", "-k", "QueryRetrieveLevel=IMAGE",
-            "-k", f"StudyInstanceUID={header.StudyInstanceUID}",
-            "-k", f"SeriesInstanceUID={header.SeriesInstanceUID}",
-            "-k", f"SOPInstanceUID={header.SOPInstanceUID}",
-            "-od", str(out), "127.0.0.1", str(server.dimse_port),
+            "getscu",
+            GETSCU_PREFERENCE.get(str(header.file_meta.TransferSyntaxUID), "+x="),
+            "-S",
+            "-k",
+            "QueryRetrieveLevel=IMAGE",
+            "-k",
+            f"StudyInstanceUID={header.StudyInstanceUID}",
+            "-k",
+            f"SeriesInstanceUID={header.SeriesInstanceUID}",
+            "-k",
+            f"SOPInstanceUID={header.SOPInstanceUID}",
+            "-od",
+            str(out),
+            "127.0.0.1",
+            str(server.dimse_port),
         )
         assert got.returncode == 0, got.stderr
         (received,) = out.iterdir()
@@ -78,9 +100,37 @@ def test_find_at_every_level_of_both_models(server: Server, tmp_path: Path) -> N
         ("-P", ["QueryRetrieveLevel=PATIENT", "PatientID=PID-find", "PatientName"], 1),
         ("-P", ["QueryRetrieveLevel=STUDY", "PatientID=PID-find", "StudyInstanceUID"], 1),
         ("-S", ["QueryRetrieveLevel=STUDY", "PatientID=PID-*", "StudyInstanceUID"], 1),
-        ("-S", ["QueryRetrieveLevel=SERIES", f"StudyInstanceUID={study_uid}", "SeriesInstanceUID", "Modality=CT"], 1),
-        ("-S", ["QueryRetrieveLevel=IMAGE", f"StudyInstanceUID={study_uid}", f"SeriesInstanceUID={series_uid}", "SOPInstanceUID", "InstanceNumber"], 5),
-        ("-P", ["QueryRetrieveLevel=IMAGE", "PatientID=PID-find", "SOPInstanceUID", "InstanceNumber=3"], 1),
+        (
+            "-S",
+            [
+                "QueryRetrieveLevel=SERIES",
+                f"StudyInstanceUID={study_uid}",
+                "SeriesInstanceUID",
+                "Modality=CT",
+            ],
+            1,
+        ),
+        (
+            "-S",
+            [
+                "QueryRetrieveLevel=IMAGE",
+                f"StudyInstanceUID={study_uid}",
+                f"SeriesInstanceUID={series_uid}",
+                "SOPInstanceUID",
+                "InstanceNumber",
+            ],
+            5,
+        ),
+        (
+            "-P",
+            [
+                "QueryRetrieveLevel=IMAGE",
+                "PatientID=PID-find",
+                "SOPInstanceUID",
+                "InstanceNumber=3",
+            ],
+            1,
+        ),
     ]
     for model, keys, expected in queries:
         args = [model]
@@ -93,8 +143,15 @@ def test_find_at_every_level_of_both_models(server: Server, tmp_path: Path) -> N
 
 def test_study_root_has_no_patient_level(server: Server) -> None:
     result = run_dcmtk(
-        "findscu", "-v", "-S", "-k", "QueryRetrieveLevel=PATIENT", "-k", "PatientID",
-        "127.0.0.1", str(server.dimse_port),
+        "findscu",
+        "-v",
+        "-S",
+        "-k",
+        "QueryRetrieveLevel=PATIENT",
+        "-k",
+        "PatientID",
+        "127.0.0.1",
+        str(server.dimse_port),
     )
     assert "Error: DataSetDoesNotMatchSOPClass" in result.stderr
 
@@ -109,8 +166,17 @@ def test_move_to_a_known_node_and_refuse_unknown(
         with server.context.database.write_sessions.begin() as session:
             nodes.create_or_update(session=session, ae_title="DEST", host="127.0.0.1", port=port)
         moved = run_dcmtk(
-            "movescu", "-v", "-S", "-aem", "DEST", "-k", "QueryRetrieveLevel=STUDY",
-            "-k", f"StudyInstanceUID={study_uid}", "127.0.0.1", str(server.dimse_port),
+            "movescu",
+            "-v",
+            "-S",
+            "-aem",
+            "DEST",
+            "-k",
+            "QueryRetrieveLevel=STUDY",
+            "-k",
+            f"StudyInstanceUID={study_uid}",
+            "127.0.0.1",
+            str(server.dimse_port),
         )
         assert moved.returncode == 0, moved.stderr
         received = sorted((tmp_path / "dest").iterdir())
@@ -119,8 +185,17 @@ def test_move_to_a_known_node_and_refuse_unknown(
         for path in files:
             assert same_object(path, by_uid[str(dcmread(path).SOPInstanceUID)])
     unknown = run_dcmtk(
-        "movescu", "-v", "-S", "-aem", "NOBODY", "-k", "QueryRetrieveLevel=STUDY",
-        "-k", f"StudyInstanceUID={study_uid}", "127.0.0.1", str(server.dimse_port),
+        "movescu",
+        "-v",
+        "-S",
+        "-aem",
+        "NOBODY",
+        "-k",
+        "QueryRetrieveLevel=STUDY",
+        "-k",
+        f"StudyInstanceUID={study_uid}",
+        "127.0.0.1",
+        str(server.dimse_port),
     )
     assert "Refused: MoveDestinationUnknown" in unknown.stderr
 
@@ -129,10 +204,19 @@ def test_conflicting_resend_gets_a_failure_status_with_reason(
     server: Server, tmp_path: Path
 ) -> None:
     store(server, sample_path("MR_small.dcm"))
-    result = run_dcmtk("storescu", "-v", "-R", "127.0.0.1", str(server.dimse_port), str(sample_path("MR_small_implicit.dcm")))
+    result = run_dcmtk(
+        "storescu",
+        "-v",
+        "-R",
+        "127.0.0.1",
+        str(server.dimse_port),
+        str(sample_path("MR_small_implicit.dcm")),
+    )
     assert "Received Store Response (Error: CannotUnderstand" in result.stderr, result.stderr
     assert result.returncode != 0
-    again = run_dcmtk("storescu", "-R", "127.0.0.1", str(server.dimse_port), str(sample_path("MR_small.dcm")))
+    again = run_dcmtk(
+        "storescu", "-R", "127.0.0.1", str(server.dimse_port), str(sample_path("MR_small.dcm"))
+    )
     assert again.returncode == 0, again.stderr
 
 
@@ -145,21 +229,36 @@ def test_allow_list_of_calling_ae_titles(make_server: object) -> None:
     assert "Rejected" in bad.stderr or "rejected" in bad.stderr.lower()
 
 
-def test_four_associations_at_once(server: Server, sample_files: dict[str, Path], tmp_path: Path) -> None:
+def test_four_associations_at_once(
+    server: Server, sample_files: dict[str, Path], tmp_path: Path
+) -> None:
     import subprocess
 
     from tests.integration.conftest import dcmtk
 
-    batches = [clone_series(sample_files["explicit_le"], 10, tmp_path / f"b{i}", seed=f"par{i}") for i in range(4)]
+    batches = [
+        clone_series(sample_files["explicit_le"], 10, tmp_path / f"b{i}", seed=f"par{i}")
+        for i in range(4)
+    ]
     processes = [
-        subprocess.Popen([dcmtk("storescu"), "127.0.0.1", str(server.dimse_port), *map(str, batch)],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [dcmtk("storescu"), "127.0.0.1", str(server.dimse_port), *map(str, batch)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         for batch in batches
     ]
     for process in processes:
         assert process.wait(timeout=120) == 0
     found = run_dcmtk(
-        "findscu", "-v", "-S", "-k", "QueryRetrieveLevel=IMAGE", "-k", "SOPInstanceUID",
-        "127.0.0.1", str(server.dimse_port),
+        "findscu",
+        "-v",
+        "-S",
+        "-k",
+        "QueryRetrieveLevel=IMAGE",
+        "-k",
+        "SOPInstanceUID",
+        "127.0.0.1",
+        str(server.dimse_port),
     )
     assert found.stderr.count("Find Response:") == 40

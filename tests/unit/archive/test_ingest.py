@@ -106,8 +106,12 @@ def test_other_content_under_a_known_uid_is_refused(
 
 def test_overwrite_replaces_atomically(database: Database, storage: Storage) -> None:
     ingestor = Ingestor(database, storage, overwrite=True, max_object_bytes=1 << 26)
-    first = make_instance(study_uid=STUDY, series_uid=SERIES, sop_uid=STUDY + ".9", PatientName="Old^Name")
-    second = make_instance(study_uid=STUDY, series_uid=SERIES, sop_uid=STUDY + ".9", PatientName="New^Name")
+    first = make_instance(
+        study_uid=STUDY, series_uid=SERIES, sop_uid=STUDY + ".9", PatientName="Old^Name"
+    )
+    second = make_instance(
+        study_uid=STUDY, series_uid=SERIES, sop_uid=STUDY + ".9", PatientName="New^Name"
+    )
     ingestor.ingest(first)
     assert ingestor.ingest(second).outcome is Outcome.REPLACED
     (kept,) = stored_files(storage)
@@ -118,10 +122,14 @@ def test_overwrite_replaces_atomically(database: Database, storage: Storage) -> 
         assert session.execute(select(Study.num_instances)).scalar_one() == 1
 
 
-def test_overwrite_can_move_an_instance_to_another_study(database: Database, storage: Storage) -> None:
+def test_overwrite_can_move_an_instance_to_another_study(
+    database: Database, storage: Storage
+) -> None:
     ingestor = Ingestor(database, storage, overwrite=True, max_object_bytes=1 << 26)
     ingestor.ingest(make_instance(study_uid=STUDY, series_uid=SERIES, sop_uid=STUDY + ".9"))
-    ingestor.ingest(make_instance(study_uid=STUDY + ".5", series_uid=SERIES + ".5", sop_uid=STUDY + ".9"))
+    ingestor.ingest(
+        make_instance(study_uid=STUDY + ".5", series_uid=SERIES + ".5", sop_uid=STUDY + ".9")
+    )
     with database.sessions() as session:
         studies = session.execute(select(Study.study_instance_uid, Study.num_instances)).all()
     assert studies == [(STUDY + ".5", 1)]
@@ -201,7 +209,9 @@ def test_request_sop_class_must_match_dataset(ingestor: Ingestor) -> None:
     assert refused.value.kind is IngestErrorKind.SOP_CLASS_MISMATCH
 
 
-def test_file_meta_naming_another_instance_is_refused(ingestor: Ingestor, database: Database) -> None:
+def test_file_meta_naming_another_instance_is_refused(
+    ingestor: Ingestor, database: Database
+) -> None:
     # pydicom's rtplan.dcm says one SOP Instance UID in its file meta and another in its dataset.
     with pytest.raises(IngestError, match="does not match"):
         ingestor.ingest(sample_path("rtplan.dcm").read_bytes())

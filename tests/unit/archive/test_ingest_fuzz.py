@@ -33,7 +33,9 @@ class Archive:
         self.database = Database(f"sqlite:///{self.folder / 'index.sqlite'}")
         self.database.upgrade()
         self.storage = Storage(self.folder / "objects")
-        self.ingestor = Ingestor(self.database, self.storage, overwrite=False, max_object_bytes=1 << 24)
+        self.ingestor = Ingestor(
+            self.database, self.storage, overwrite=False, max_object_bytes=1 << 24
+        )
 
     def instance_count(self) -> int:
         with self.database.sessions() as session:

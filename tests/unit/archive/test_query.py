@@ -136,7 +136,11 @@ def test_response_holds_requested_keys_only_and_unknown_keys_empty(archive: Data
 def test_patient_level_counts(archive: Database) -> None:
     query = Query(
         Level.PATIENT,
-        {"PatientID": "P1", "NumberOfPatientRelatedStudies": "", "NumberOfPatientRelatedInstances": ""},
+        {
+            "PatientID": "P1",
+            "NumberOfPatientRelatedStudies": "",
+            "NumberOfPatientRelatedInstances": "",
+        },
     )
     with archive.sessions() as session:
         (found,) = run(session, query)
@@ -145,7 +149,9 @@ def test_patient_level_counts(archive: Database) -> None:
 
 
 def test_series_and_image_levels_with_paging(archive: Database) -> None:
-    series_query = Query(Level.SERIES, {"StudyInstanceUID": f"{ROOT}.1", "SeriesInstanceUID": "", "Modality": ""})
+    series_query = Query(
+        Level.SERIES, {"StudyInstanceUID": f"{ROOT}.1", "SeriesInstanceUID": "", "Modality": ""}
+    )
     with archive.sessions() as session:
         series = run(session, series_query)
         page = run(session, Query(Level.IMAGE, {"SOPInstanceUID": ""}), limit=3, offset=2)
