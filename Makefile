@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps serve test lint bench-ingest clean
+.PHONY: setup sysdeps serve test lint bench-ingest bench-dicomweb clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -15,12 +15,14 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
-# DICOM peers the tests talk to: DCMTK and dicom3tools (dciodvfy), from Debian's packages.
+# What the tests talk to, from Debian's packages: DCMTK, dicom3tools (dciodvfy), Chromium
+# (browser tests; Playwright cannot download a browser here).
+SYSTEM_PACKAGES := dcmtk dicom3tools chromium
 sysdeps:
-	@if [ ! -x /usr/bin/storescu ] || [ ! -x /usr/bin/dciodvfy ]; then \
+	@if [ ! -x /usr/bin/storescu ] || [ ! -x /usr/bin/dciodvfy ] || [ ! -x /usr/bin/chromium ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dcmtk dicom3tools >/dev/null; \
-	  else echo "install dcmtk and dicom3tools (apt-get install dcmtk dicom3tools)"; exit 1; fi; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	  else echo "install them: apt-get install $(SYSTEM_PACKAGES)"; exit 1; fi; \
 	fi
 
 serve: setup
@@ -34,8 +36,12 @@ lint: setup
 test: setup sysdeps lint
 	$(VENV)/bin/pytest -m "not gpu" $(PYTEST_ARGS)
 
+# Benchmarks run Orthanc beside pacs-ai when it is installed (apt-get install orthanc orthanc-dicomweb).
 bench-ingest: setup sysdeps
 	$(PY) benchmarks/ingest.py
+
+bench-dicomweb: setup sysdeps
+	$(PY) benchmarks/dicomweb.py
 
 clean:
 	rm -rf $(VENV) pacs-data .pytest_cache .mypy_cache .ruff_cache

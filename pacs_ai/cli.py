@@ -1,4 +1,4 @@
-"""The ``pacs-ai`` command line: serve, db, nodes, import."""
+"""The ``pacs-ai`` command line: serve, db, nodes, import, models."""
 
 from __future__ import annotations
 

@@ -245,8 +245,12 @@ def condition_for(
         return None
     if attribute.kind is Kind.UID:
         uids = [v.strip() for v in value.split("\\") if v.strip()]
+        if not uids:
+            return None
         return match_uid_list(column, uids) if len(uids) > 1 else match_single(column, uids[0])
     parts = [v for v in value.split("\\") if v.strip()]
+    if not parts:  # only backslashes: no value to match, as universal matching
+        return None
     conditions = [_match_one(attribute, column, part.strip(), fuzzy) for part in parts]
     return conditions[0] if len(conditions) == 1 else or_(*conditions)
 

@@ -15,6 +15,7 @@ class Status(IntEnum):
     SUCCESS = 0x0000
     # General failures (PS3.7 C.4)
     PROCESSING_FAILURE = 0x0110
+    DUPLICATE_SOP_INSTANCE = 0x0111  # STOW-RS FailureReason for other content under a known UID
     NO_SUCH_SOP_CLASS = 0x0118
     SOP_CLASS_NOT_SUPPORTED = 0x0122
     # C-STORE (PS3.4 B.2.3)

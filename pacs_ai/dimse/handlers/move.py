@@ -17,7 +17,7 @@ from pacs_ai.dimse.handlers.retrieve import audit_retrieve, instances_to_send
 from pacs_ai.dimse.handlers.store import failure
 from pacs_ai.dimse.nodes import get_by_ae_title
 from pacs_ai.dimse.scu import contexts_for
-from pacs_ai.dimse.sockets import set_nodelay
+from pacs_ai.dimse.sockets import configure_socket
 from pacs_ai.security.audit import Outcome
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def handle_move(event: evt.Event, ctx: DimseContext) -> Iterator[Any]:
         {
             "contexts": contexts_for(sorted(pairs)),
             "ae_title": node.ae_title,
-            "evt_handlers": [(evt.EVT_CONN_OPEN, set_nodelay)],
+            "evt_handlers": [(evt.EVT_CONN_OPEN, configure_socket)],
         },
     )
     audit_retrieve(

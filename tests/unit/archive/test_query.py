@@ -103,6 +103,11 @@ def test_uid_lists(archive: Database) -> None:
     assert study_uids(archive, StudyInstanceUID=f"{ROOT}.1\\{ROOT}.3") == ["1", "3"]
 
 
+def test_values_of_only_backslashes_match_everything(archive: Database) -> None:
+    assert study_uids(archive, StudyInstanceUID="\\") == ["1", "2", "3", "4"]
+    assert study_uids(archive, AccessionNumber="\\\\") == ["1", "2", "3", "4"]
+
+
 def test_modalities_in_study(archive: Database) -> None:
     assert study_uids(archive, ModalitiesInStudy="CT") == ["1", "3"]
     assert study_uids(archive, ModalitiesInStudy="MR\\DX") == ["2", "4"]

@@ -1,0 +1,1 @@
+"""The HTTP face of pacs-ai: app assembly, authentication, the REST API and operations."""

@@ -1,0 +1,1 @@
+"""Routers of the REST API (``/api``) and of operations (health, readiness, metrics)."""
