@@ -7,5 +7,4 @@ adds its module here.
 from pacs_ai.archive import schema as archive_schema
 from pacs_ai.security import schema as security_schema
 
-
 __all__ = ["archive_schema", "security_schema"]
