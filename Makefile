@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps serve test lint bench-ingest bench-dicomweb clean
+.PHONY: setup sysdeps serve test lint bench-ingest bench-dicomweb bench-models bench-pipeline bench-triage bench-worklist clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -29,8 +29,8 @@ serve: setup
 	$(VENV)/bin/pacs-ai serve
 
 lint: setup
-	$(VENV)/bin/ruff check pacs_ai tests benchmarks
-	$(VENV)/bin/ruff format --check pacs_ai tests benchmarks
+	$(VENV)/bin/ruff check pacs_ai tests benchmarks models
+	$(VENV)/bin/ruff format --check pacs_ai tests benchmarks models
 	$(VENV)/bin/mypy
 
 test: setup sysdeps lint
@@ -42,6 +42,18 @@ bench-ingest: setup sysdeps
 
 bench-dicomweb: setup sysdeps
 	$(PY) benchmarks/dicomweb.py
+
+bench-models: setup
+	$(PY) benchmarks/models.py
+
+bench-pipeline: setup sysdeps
+	$(PY) benchmarks/pipeline.py
+
+bench-triage: setup
+	$(PY) benchmarks/triage.py
+
+bench-worklist: setup
+	$(PY) benchmarks/worklist.py
 
 clean:
 	rm -rf $(VENV) pacs-data .pytest_cache .mypy_cache .ruff_cache

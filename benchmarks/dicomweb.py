@@ -164,7 +164,13 @@ def run_pacs_ai(instances: int, work: Path) -> Result:
     from pacs_ai.security.roles import Role
     from pacs_ai.server import create_server
 
-    settings = Settings(data_dir=work / "pacs-ai", dimse_port=0, http_port=0, log_level="WARNING")
+    settings = Settings(
+        data_dir=work / "pacs-ai",
+        dimse_port=0,
+        http_port=0,
+        log_level="WARNING",
+        pipelines_enabled=False,
+    )
     server = create_server(settings)
     server.start()
     try:

@@ -64,6 +64,7 @@ def pacs_ai_server(folder: Path) -> Iterator[int]:
     env = {
         **os.environ,
         "PACS_AI_DATA_DIR": str(folder),
+        "PACS_AI_PIPELINES_ENABLED": "false",
         "PACS_AI_DIMSE_PORT": str(port),
         "PACS_AI_HTTP_PORT": str(free_port()),
         "PACS_AI_LOG_LEVEL": "WARNING",

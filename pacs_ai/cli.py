@@ -18,6 +18,8 @@ from pacs_ai.archive.db import Database
 from pacs_ai.archive.importer import import_folder
 from pacs_ai.config import Settings
 from pacs_ai.dimse import nodes
+from pacs_ai.pipeline.command import jobs_app
+from pacs_ai.registry.command import models_app
 from pacs_ai.security import accounts
 from pacs_ai.security.roles import Role
 from pacs_ai.security.users import UserError
@@ -30,6 +32,8 @@ nodes_app = typer.Typer(help="Known DICOM peers (C-MOVE destinations).", no_args
 app.add_typer(db_app, name="db")
 app.add_typer(nodes_app, name="nodes")
 app.command("synth")(synth)
+app.add_typer(models_app, name="models")
+app.add_typer(jobs_app, name="jobs")
 users_app = typer.Typer(help="Users, roles and API tokens.", no_args_is_help=True)
 app.add_typer(users_app, name="users")
 

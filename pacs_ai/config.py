@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         "their configs run as code when validated or registered, so list trusted folders only",
     )
 
+    auto_register_models: bool = Field(
+        default=True,
+        description="At start, register bundles found in models_dirs and activate a model's "
+        "version when it has none active (a laptop's defaults; turn off where ML engineers "
+        "activate versions themselves)",
+    )
     pipelines_enabled: bool = Field(
         default=True, description="Run the AI pipelines (stability, routing, jobs, Ray)"
     )
@@ -230,7 +236,7 @@ class Settings(BaseSettings):
         "priors, history); 0 keeps every unread study",
     )
     worklist_refresh_s: float = Field(
-        default=5.0,
+        default=10.0,
         gt=0,
         le=300,
         description="Longest age of the ranked worklist that requests are answered from; "

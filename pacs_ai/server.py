@@ -18,6 +18,14 @@ from pacs_ai.archive.storage import Storage
 from pacs_ai.config import Settings
 from pacs_ai.dimse.ae import start_server
 from pacs_ai.dimse.context import DimseContext
+from pacs_ai.pipeline.definition import load_pipelines
+from pacs_ai.pipeline.dispatcher import Dispatcher
+from pacs_ai.pipeline.metrics import PipelineCollector
+from pacs_ai.pipeline.recorder import Recorder
+from pacs_ai.registry import service as registry
+from pacs_ai.registry.bundle import discover, read_bundle
+from pacs_ai.registry.errors import BundleError, RegistryError
+from pacs_ai.registry.schema import ModelState
 from pacs_ai.security.audit import AuditLog
 
 log = logging.getLogger(__name__)
@@ -44,21 +52,75 @@ def build_context(settings: Settings) -> DimseContext:
     )
 
 
+def register_models(context: DimseContext) -> None:
+    """Register the bundles of ``models_dirs`` not yet registered; activate where none is.
+
+    A bundle that fails validation is logged and skipped: a broken folder must not keep the
+    archive from starting.
+    """
+    database = context.database
+    for path in discover(context.settings.models_dirs):
+        try:
+            bundle = read_bundle(path)
+            with database.write_sessions.begin() as session:
+                version = registry.get_by_name_version(
+                    session=session, name=bundle.name, version=bundle.version
+                )
+                if version is None:
+                    version, _ = registry.register(session=session, bundle=bundle, actor="startup")
+                    log.info("registered model %s %s", bundle.name, bundle.version)
+                if registry.get_active(session=session, name=bundle.name) is None:
+                    registry.set_state(
+                        session=session,
+                        model_version=version,
+                        state=ModelState.ACTIVE,
+                        actor="startup",
+                        reason="no active version",
+                    )
+                    log.info("activated model %s %s", bundle.name, bundle.version)
+        except (BundleError, RegistryError) as exc:
+            log.warning("model bundle %s not registered: %s", path, exc)
+
+
+def build_dispatcher(context: DimseContext) -> Dispatcher:
+    """The AI pipeline: pipeline files, Ray (embedded or joined), the result recorder."""
+    from pacs_ai.inference.runtime import InferenceRuntime
+
+    settings = context.settings
+    pipelines = load_pipelines(settings.pipelines_dir)
+    log.info("pipelines: %s", ", ".join(p.name for p in pipelines) or "none")
+    return Dispatcher(
+        settings=settings,
+        database=context.database,
+        storage=context.storage,
+        pipelines=pipelines,
+        runtime=InferenceRuntime(settings),
+        recorder=Recorder(context.ingestor),
+    )
+
+
 @dataclass
 class Server:
-    """A running pacs-ai: the DIMSE SCP today; the HTTP face and the pipeline join it here."""
+    """A running pacs-ai: the DIMSE SCP, the HTTP face, and the AI pipeline's dispatcher."""
 
     context: DimseContext
     dimse: ThreadedAssociationServer | None = None
     http: HttpServer | None = None
+    dispatcher: Dispatcher | None = None
     stopped: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
-        """Start listening."""
+        """Start listening, and the pipeline when enabled."""
         # pynetdicom logs identifiers at INFO; what it logs must not fill the disk with PHI.
         pynetdicom_config.LOG_HANDLER_LEVEL = "none"
+        if self.context.settings.pipelines_enabled:
+            if self.context.settings.auto_register_models:
+                register_models(self.context)
+            self.dispatcher = build_dispatcher(self.context)
+            self.dispatcher.start()
         self.dimse = start_server(self.context)
         metrics = Metrics(self.context.database, associations=self._open_associations)
+        metrics.registry.register(PipelineCollector(self.context.database))
         settings = self.context.settings
         self.http = HttpServer(
             create_app(self.context, metrics=metrics),
@@ -86,11 +148,17 @@ class Server:
     def stop(self) -> None:
         """Stop accepting, end open associations, write the audit trail, close the pool."""
         if self.http is not None:
+            # Open event streams never end by themselves, and uvicorn waits for them.
+            self.http.app.state.worklist.close()
             self.http.stop()
             self.http = None
         if self.dimse is not None:
             self.dimse.shutdown()
             self.dimse = None
+        if self.dispatcher is not None:
+            self.dispatcher.stop()
+            self.dispatcher.runtime.shutdown()
+            self.dispatcher = None
         if self.context.audit is not None:
             self.context.audit.close()
         self.context.database.dispose()

@@ -7,6 +7,7 @@ Fetch standard requires), then request metrics.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -14,15 +15,18 @@ from fastapi.routing import APIRoute
 from starlette.middleware.cors import CORSMiddleware
 
 from pacs_ai.api import errors
-from pacs_ai.api.deps import route_policies, undeclared_routes
+from pacs_ai.api.deps import public, route_policies, undeclared_routes
+from pacs_ai.api.events import WorklistHub
 from pacs_ai.api.metrics import Metrics, MetricsMiddleware
-from pacs_ai.api.routes import audit, auth, ops, schema
+from pacs_ai.api.routes import audit, auth, ops, schema, worklist
 from pacs_ai.dicomweb.routes import router as dicomweb_router
 from pacs_ai.dicomweb.routes.common import SERVICE
 from pacs_ai.dimse.context import DimseContext
 
 CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Range"]
 EXPOSED_HEADERS = ["Warning", "Content-Type", "Content-Length", "Content-Location"]
+#: The web UI: static pages, public like the login they start with; their data needs a token.
+UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
 
 def create_app(context: DimseContext, *, metrics: Metrics | None = None) -> FastAPI:
@@ -40,13 +44,16 @@ def create_app(context: DimseContext, *, metrics: Metrics | None = None) -> Fast
     )
     app.state.context = context
     app.state.metrics = metrics or Metrics(context.database)
+    app.state.worklist = WorklistHub(context)
     errors.install(app)
     mounted: list[tuple[APIRouter, str]] = [
         (dicomweb_router, SERVICE),
         (auth.router, "/api"),
         (audit.router, "/api"),
         (schema.router, "/api"),
+        (worklist.router, "/api"),
         (ops.router, ""),
+        (_ui_router(), ""),
     ]
     for router, prefix in mounted:
         _document_policies(router)
@@ -66,6 +73,13 @@ def create_app(context: DimseContext, *, metrics: Metrics | None = None) -> Fast
         max_age=600,
     )
     return app
+
+
+def _ui_router() -> APIRouter:
+    """``/ui/``: FastAPI's static frontend routes, checked after every API route."""
+    ui = APIRouter(dependencies=[public()])
+    ui.frontend("/ui", directory=UI_DIR, fallback=None, check_dir=True)
+    return ui
 
 
 def _document_policies(router: APIRouter) -> None:

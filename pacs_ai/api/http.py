@@ -22,6 +22,7 @@ class HttpServer:
     """
 
     def __init__(self, app: FastAPI, host: str, port: int, *, log_level: str = "warning") -> None:
+        self.app = app
         config = uvicorn.Config(
             app,
             host=host,

@@ -92,7 +92,7 @@ def make_server(tmp_path: Path, database_url: str) -> Iterator[ServerFactory]:
             database_url=database_url,
             dimse_port=0,
             http_port=0,
-            **overrides,
+            **{"pipelines_enabled": False, **overrides},
         )
         server = create_server(settings)
         server.start()

@@ -90,6 +90,7 @@ def start_live_server(
         dimse_port=0,
         http_port=0,
         cors_allowed_origins=list(origins),
+        pipelines_enabled=False,
     )
     server = create_server(settings)
     server.start()

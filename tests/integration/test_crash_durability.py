@@ -41,6 +41,7 @@ def test_acknowledged_instances_survive_sigkill(tmp_path: Path, database_url: st
     env = {
         **os.environ,
         "PACS_AI_DATA_DIR": str(tmp_path / "pacs-data"),
+        "PACS_AI_PIPELINES_ENABLED": "false",
         "PACS_AI_DATABASE_URL": database_url,
         "PACS_AI_DIMSE_PORT": str(port),
         "PACS_AI_HTTP_PORT": "0",

@@ -35,7 +35,7 @@ schemathesis.serializer.alias(STOW_MEDIA_TYPE, "application/octet-stream")
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[str, str]]]:
     data_dir: Path = tmp_path_factory.mktemp("pacs")
-    config = Settings(data_dir=data_dir, dimse_port=0, http_port=0)
+    config = Settings(data_dir=data_dir, dimse_port=0, http_port=0, pipelines_enabled=False)
     context = build_context(config)
     context.ingestor.ingest(with_new_uids("CT_small.dcm"))
     context.ingestor.ingest(with_new_uids("examples_ybr_color.dcm"))

@@ -1,0 +1,1 @@
+"""From stored study to job: stability, routing rules, the durable job queue, the dispatcher."""
