@@ -26,7 +26,7 @@ sysdeps:
 	fi
 
 serve: setup
-	$(VENV)/bin/pacs-ai serve
+	$(VENV)/bin/pacs-ai serve --demo
 
 lint: setup
 	$(VENV)/bin/ruff check pacs_ai tests benchmarks models

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -17,13 +18,14 @@ from rich.table import Table
 from pacs_ai.archive.db import Database
 from pacs_ai.archive.importer import import_folder
 from pacs_ai.config import Settings
+from pacs_ai.demo import create_demo_users, send_demo_studies
 from pacs_ai.dimse import nodes
 from pacs_ai.pipeline.command import jobs_app
 from pacs_ai.registry.command import models_app
 from pacs_ai.security import accounts
 from pacs_ai.security.roles import Role
 from pacs_ai.security.users import UserError
-from pacs_ai.server import build_context, create_server
+from pacs_ai.server import Server, build_context, create_server
 from pacs_ai.synth.command import synth
 
 app = typer.Typer(help="pacs-ai: an AI-augmented PACS.", no_args_is_help=True)
@@ -52,9 +54,19 @@ def _settings() -> Settings:
 
 
 @app.command()
-def serve() -> None:
-    """Run the server (DIMSE SCP) until interrupted."""
+def serve(
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="Create demo users (shown once) and send synthetic studies; not in production"
+        ),
+    ] = False,
+) -> None:
+    """Run the server (DIMSE, HTTP, AI pipeline) until interrupted."""
     settings = _settings()
+    if demo and settings.environment == "production":
+        err_console.print("[red]error:[/] --demo is refused in production")
+        raise typer.Exit(2)
     server = create_server(settings)
     server.start()
     console.print(
@@ -62,6 +74,8 @@ def serve() -> None:
         f"{settings.dimse_host}:{server.dimse_port}, HTTP (DICOMweb at /dicom-web) on "
         f"{settings.http_host}:{server.http_port}; data in {settings.data_dir.resolve()}"
     )
+    if demo:
+        _start_demo(server, settings)
 
     def _stop(signum: int, _frame: object) -> None:
         server.stopped.set()
@@ -70,6 +84,23 @@ def serve() -> None:
     signal.signal(signal.SIGINT, _stop)
     server.stopped.wait()
     server.stop()
+
+
+def _start_demo(server: Server, settings: Settings) -> None:
+    """Demo users now (credentials printed once), synthetic studies in the background."""
+    users = create_demo_users(server.context)
+    if users:
+        table = Table("user", "role", "password", title="demo users (shown once)")
+        for user in users:
+            table.add_row(user.username, user.role.value, user.password)
+        console.print(table)
+    console.print(f"worklist: http://{settings.http_host}:{server.http_port}/ui/")
+
+    def _send() -> None:
+        sent = send_demo_studies(settings, server.dimse_port)
+        console.print(f"demo: {sent} synthetic instances sent through DIMSE; results follow")
+
+    threading.Thread(target=_send, name="pacs-ai-demo", daemon=True).start()
 
 
 @db_app.command("upgrade")
