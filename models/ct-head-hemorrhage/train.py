@@ -18,7 +18,6 @@ validation studies, at the maximal Youden index, and written to ``configs/pacs_a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -33,6 +32,7 @@ from monai.utils import set_determinism
 
 from pacs_ai.registry.metrics import auc_delong, threshold_youden
 from pacs_ai.registry.preprocess import resample_mask
+from pacs_ai.registry.training import save_training_result
 from pacs_ai.registry.transforms import top_k_mean
 from pacs_ai.synth import generate_ct_head
 
@@ -158,8 +158,6 @@ def main() -> int:
         f"validation AUC {auc.value:.3f} ({auc.low:.3f}-{auc.high:.3f}); threshold {threshold:.4f}"
     )
 
-    (output_dir / "models").mkdir(parents=True, exist_ok=True)
-    torch.save(network.state_dict(), output_dir / "models" / "model.pt")
     log = {
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "train_seeds": [TRAIN_SEEDS, TRAIN_SEEDS + args.train_studies - 1],
@@ -172,13 +170,10 @@ def main() -> int:
         "threshold": round(threshold, 4),
         "wall_time_s": round(wall, 1),
     }
-    (output_dir / "models" / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
-    if output_dir.resolve() == BUNDLE:
-        extras_file = BUNDLE / "configs" / "pacs_ai.json"
-        extras = json.loads(extras_file.read_text())
-        extras["operating_point"]["threshold"] = round(threshold, 4)
-        extras_file.write_text(json.dumps(extras, indent=4) + "\n")
-    print(f"wrote {output_dir / 'models' / 'model.pt'} in {wall:.0f} s")
+    weights = save_training_result(
+        network=network, output_dir=output_dir, bundle_dir=BUNDLE, log=log, threshold=threshold
+    )
+    print(f"wrote {weights} in {wall:.0f} s")
     return 0
 
 
