@@ -95,7 +95,7 @@ def build_dispatcher(context: DimseContext) -> Dispatcher:
         storage=context.storage,
         pipelines=pipelines,
         runtime=InferenceRuntime(settings),
-        recorder=Recorder(context.ingestor),
+        recorder=Recorder(context.ingestor, context.database, context.storage, settings.ae_title),
     )
 
 

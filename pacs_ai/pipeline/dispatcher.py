@@ -294,6 +294,10 @@ class Dispatcher:
                     prediction=outcome,
                     datasets=datasets,
                 )
+                self.recorder.forward(
+                    pipeline=self.pipelines[job.pipeline],
+                    sop_instance_uids=results.sop_instance_uids,
+                )
                 with self.database.write_sessions.begin() as session:
                     held = session.get(Job, job_id)
                     if held is None or held.lease_owner != self.owner:

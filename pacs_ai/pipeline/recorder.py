@@ -1,5 +1,7 @@
 """From a model's prediction to the archive: SEG and SR through the one ingest path, then rows.
 
+Results are optionally forwarded by C-STORE to the known nodes a pipeline names.
+
 Result UIDs derive from the job's identity (study content, pipeline, model version), so a job
 that is retried after its objects were stored makes the same UIDs again: the archive keeps the
 first copy and never holds two SRs for one run. The finding rows and the job's completion are
@@ -22,9 +24,14 @@ from pydicom.sr.coding import Code
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from pacs_ai.archive.db import Database
 from pacs_ai.archive.ingest import IngestError, IngestErrorKind, Ingestor
+from pacs_ai.archive.schema import Instance
+from pacs_ai.archive.storage import Storage
 from pacs_ai.dicom.codes import BRAIN, PLEURA
 from pacs_ai.dicom.uids import derived_uid
+from pacs_ai.dimse.nodes import get_by_ae_title
+from pacs_ai.dimse.scu import send_files
 from pacs_ai.inference.actor import Prediction
 from pacs_ai.inference.runtime import ModelKey
 from pacs_ai.pipeline.definition import Output, Pipeline
@@ -81,11 +88,50 @@ def _part10(dataset: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-class Recorder:
-    """Builds, stores and records the results of a job."""
+class ForwardError(RuntimeError):
+    """A result could not be sent to a peer the pipeline names; the job is retried."""
 
-    def __init__(self, ingestor: Ingestor) -> None:
+
+class Recorder:
+    """Builds, stores, forwards and records the results of a job."""
+
+    def __init__(
+        self, ingestor: Ingestor, database: Database, storage: Storage, ae_title: str
+    ) -> None:
         self.ingestor = ingestor
+        self.database = database
+        self.storage = storage
+        self.ae_title = ae_title
+
+    def forward(self, *, pipeline: Pipeline, sop_instance_uids: list[str]) -> None:
+        """C-STORE the stored results to each peer of ``forward_to`` (known nodes only).
+
+        Runs inside the job: a peer that refuses or is down fails the attempt, and the queue's
+        retries (durable, in the database) try again; results are not built twice since their
+        UIDs are the job's.
+        """
+        if not pipeline.forward_to or not sop_instance_uids:
+            return
+        with self.database.sessions() as session:
+            paths = [
+                self.storage.open(path)
+                for path in session.execute(
+                    select(Instance.path).where(Instance.sop_instance_uid.in_(sop_instance_uids))
+                ).scalars()
+            ]
+            peers = {
+                title: get_by_ae_title(session=session, ae_title=title)
+                for title in pipeline.forward_to
+            }
+        for title, node in peers.items():
+            if node is None:
+                raise ForwardError(f"forward destination {title} is not a known node")
+            report = send_files(
+                paths, node.host, node.port, called_ae=node.ae_title, calling_ae=self.ae_title
+            )
+            if report.failed:
+                reasons = "; ".join(sorted(set(report.failed.values())))
+                raise ForwardError(f"forward to {title} failed: {reasons}")
 
     def _store(self, dataset: Dataset) -> str:
         try:

@@ -1,12 +1,15 @@
 """Stored study -> stable -> routed -> Ray -> SR and SEG back in the archive, end to end.
 
-DCMTK's storescu sends a CT head with hemorrhage, one without, and a chest radiograph; within
-a bounded wait the SR and SEG are found by C-FIND, retrieved by C-GET, validated by dciodvfy
-and read back by highdicom; the SEG overlaps the ground truth.
+DCMTK's storescu sends a CT head with hemorrhage, one without, a chest radiograph, and a CT
+series of mixed geometry; within a bounded wait the SR and SEG are found by C-FIND, retrieved by
+C-GET, validated by dciodvfy and read back by highdicom; the SEG overlaps the ground truth; the
+results are forwarded to a peer; the broken series' job fails with its reason and writes
+nothing.
 """
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,10 +19,11 @@ import pytest
 from pydicom import dcmread
 from sqlalchemy import select
 
+from pacs_ai.dimse import nodes
 from pacs_ai.pipeline.schema import FindingRow
 from pacs_ai.server import Server
-from pacs_ai.synth import generate_ct_head, generate_cxr, write_study
-from tests.integration.conftest import ServerFactory, run_dcmtk, storescu
+from pacs_ai.synth import SyntheticStudy, generate_ct_head, generate_cxr, write_study
+from tests.integration.conftest import ServerFactory, run_dcmtk, storescp, storescu
 from tests.integration.pipeline_support import (
     MODELS,
     PIPELINES,
@@ -96,11 +100,23 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return float(2 * (a & b).sum() / max(1, a.sum() + b.sum()))
 
 
+def mixed_geometry(study: SyntheticStudy) -> None:
+    """One slice of the series at half the matrix: a series no CT model can stack."""
+    odd = study.datasets[len(study.datasets) // 2]
+    odd.PixelData = odd.pixel_array[::2, ::2].copy().tobytes()
+    odd.Rows, odd.Columns = odd.Rows // 2, odd.Columns // 2
+    odd.PixelSpacing = [float(v) * 2 for v in odd.PixelSpacing]
+
+
 @pytest.mark.usefixtures("local_ray")
 def test_studies_get_sr_and_seg(make_server: ServerFactory, tmp_path: Path) -> None:
+    pipelines = tmp_path / "pipelines"
+    shutil.copytree(PIPELINES, pipelines)
+    ct_pipeline = pipelines / "ct-head-hemorrhage.yaml"
+    ct_pipeline.write_text(ct_pipeline.read_text() + "forward_to: [DEST]\n")
     server = make_server(
         pipelines_enabled=True,
-        pipelines_dir=PIPELINES,
+        pipelines_dir=pipelines,
         models_dirs=[MODELS],
         stable_after_seconds=2,
         dispatcher_poll_s=0.2,
@@ -109,14 +125,25 @@ def test_studies_get_sr_and_seg(make_server: ServerFactory, tmp_path: Path) -> N
     positive = generate_ct_head(21, hemorrhage=True, slices=32, size=256)
     negative = generate_ct_head(22, hemorrhage=False, slices=32, size=256)
     cxr = generate_cxr(23, pneumothorax=True, size=512)
+    broken = generate_ct_head(24, hemorrhage=True, slices=32, size=256)
+    mixed_geometry(broken)
     files = []
-    for index, study in enumerate((positive, negative, cxr)):
+    for index, study in enumerate((positive, negative, cxr, broken)):
         files += [p for p in write_study(study, tmp_path / f"in{index}") if p.suffix == ".dcm"]
-    for result in storescu(server.dimse_port, files):
-        assert result.returncode == 0, result.stderr
+    with storescp(tmp_path / "forwarded") as port:
+        with server.context.database.write_sessions.begin() as session:
+            nodes.create_or_update(session=session, ae_title="DEST", host="127.0.0.1", port=port)
+        for result in storescu(server.dimse_port, files):
+            assert result.returncode == 0, result.stderr
+        jobs = wait_for_jobs(server.context.database, count=4)
+        forwarded = {str(dcmread(p).Modality) for p in (tmp_path / "forwarded").iterdir()}
 
-    jobs = wait_for_jobs(server.context.database, count=3)
-    assert [job.state for job in jobs] == ["done"] * 3, [(j.pipeline, j.error) for j in jobs]
+    by_study = {job.study_instance_uid: job for job in jobs}
+    failed = by_study.pop(str(broken.datasets[0].StudyInstanceUID))
+    assert failed.state == "failed" and "cannot take this series" in failed.error
+    assert "SR" not in series_of(server, failed.study_instance_uid)  # nothing written
+    assert [job.state for job in by_study.values()] == ["done"] * 3
+    assert forwarded == {"SR", "SEG"}  # the CT pipeline forwards its results to DEST
 
     # Positive CT: an SR and a SEG that overlaps the truth.
     study_uid = str(positive.datasets[0].StudyInstanceUID)
