@@ -377,6 +377,7 @@ class _IndexRequest(NamedTuple):
     relative: str
     size: int
     digest: str
+    replacing: bool  # the check before the write saw this UID stored with other content
 
 
 class _RowIdCache:
@@ -461,7 +462,9 @@ class Ingestor:
         except StorageError as exc:
             raise IngestError(IngestErrorKind.STORAGE, str(exc)) from exc
         try:
-            old_path = self._index(parsed, relative, len(data), digest)
+            old_path = self._index(
+                _IndexRequest(parsed, relative, len(data), digest, existing is not None)
+            )
         except IntegrityError:
             if created:
                 self._discard_unreferenced(relative)
@@ -493,9 +496,9 @@ class Ingestor:
         if referenced is None:
             self.storage.remove(relative)
 
-    def _index(self, parsed: _Parsed, relative: str, size: int, digest: str) -> str | None:
+    def _index(self, request: _IndexRequest) -> str | None:
         """Index the object, committed; returns the replaced object's path, if any."""
-        return self._group_commit.submit(_IndexRequest(parsed, relative, size, digest))
+        return self._group_commit.submit(request)
 
     def _index_batch(self, requests: Sequence[_IndexRequest]) -> list[str | BaseException | None]:
         """Index a batch in one transaction; each request of several in its own savepoint.
@@ -528,11 +531,17 @@ class Ingestor:
         Row ids of known patients, studies and series come from a cache, so that the common
         case (one more instance of a series) is one INSERT and two counter UPDATEs.
         """
-        parsed, relative, size, digest = request
+        parsed, relative, size, digest, replacing = request
         now = utcnow()
-        old = session.execute(
-            select(Instance).where(Instance.sop_instance_uid == parsed.sop_instance_uid)
-        ).scalar_one_or_none()
+        # A new UID needs no second look: if another association stores it meanwhile, the
+        # INSERT's unique constraint says so and ingest retries as duplicate or conflict.
+        old = (
+            session.execute(
+                select(Instance).where(Instance.sop_instance_uid == parsed.sop_instance_uid)
+            ).scalar_one_or_none()
+            if replacing
+            else None
+        )
         old_path = None
         if old is not None:
             if old.sha256 == digest:
