@@ -259,6 +259,30 @@ class Settings(BaseSettings):
         "Instance UID goes, e.g. https://ohif.example/viewer?StudyInstanceUIDs={study}",
     )
 
+    # Quality assurance (pacs_ai.qa) and model operations (docs/qa-and-models.md).
+    qa_negative_sample_rate: float = Field(
+        default=0.1,
+        ge=0,
+        le=1,
+        description="Share of negative AI findings offered for review at random (the sample "
+        "that estimates sensitivity and specificity)",
+    )
+    qa_drift_threshold: float = Field(
+        default=0.10,
+        gt=0,
+        le=1,
+        description="Absolute change of a model version's positive rate that raises a drift alert",
+    )
+    qa_drift_window_days: float = Field(
+        default=7.0, gt=0, description="Recent window compared against the rest of the period"
+    )
+    qa_drift_min_findings: int = Field(
+        default=20, ge=1, description="Findings each side needs before drift can alert"
+    )
+    replay_max_studies: int = Field(
+        default=20, ge=1, le=500, description="Studies one dry-run replay may run a model on"
+    )
+
     @field_validator("worklist_finding_labels", mode="before")
     @classmethod
     def _complete_labels(cls, value: object) -> object:

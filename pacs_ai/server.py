@@ -123,7 +123,7 @@ class Server:
         metrics.registry.register(PipelineCollector(self.context.database))
         settings = self.context.settings
         self.http = HttpServer(
-            create_app(self.context, metrics=metrics),
+            create_app(self.context, metrics=metrics, dispatcher=self.dispatcher),
             settings.http_host,
             settings.http_port,
             log_level=settings.log_level,

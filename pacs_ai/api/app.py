@@ -8,7 +8,7 @@ Fetch standard requires), then request metrics.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
@@ -18,10 +18,13 @@ from pacs_ai.api import errors
 from pacs_ai.api.deps import public, route_policies, undeclared_routes
 from pacs_ai.api.events import WorklistHub
 from pacs_ai.api.metrics import Metrics, MetricsMiddleware
-from pacs_ai.api.routes import audit, auth, ops, schema, worklist
+from pacs_ai.api.routes import audit, auth, models, ops, qa, schema, worklist
 from pacs_ai.dicomweb.routes import router as dicomweb_router
 from pacs_ai.dicomweb.routes.common import SERVICE
 from pacs_ai.dimse.context import DimseContext
+
+if TYPE_CHECKING:
+    from pacs_ai.pipeline.dispatcher import Dispatcher
 
 CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Range"]
 EXPOSED_HEADERS = ["Warning", "Content-Type", "Content-Length", "Content-Location"]
@@ -29,8 +32,13 @@ EXPOSED_HEADERS = ["Warning", "Content-Type", "Content-Length", "Content-Locatio
 UI_DIR = Path(__file__).resolve().parent.parent / "ui"
 
 
-def create_app(context: DimseContext, *, metrics: Metrics | None = None) -> FastAPI:
-    """The HTTP application over ``context``'s archive.
+def create_app(
+    context: DimseContext,
+    *,
+    metrics: Metrics | None = None,
+    dispatcher: Dispatcher | None = None,
+) -> FastAPI:
+    """The HTTP application over ``context``'s archive (and its AI pipeline, when it runs).
 
     Raises RuntimeError when a route declares no access policy (see :mod:`pacs_ai.api.deps`).
     """
@@ -45,6 +53,7 @@ def create_app(context: DimseContext, *, metrics: Metrics | None = None) -> Fast
     app.state.context = context
     app.state.metrics = metrics or Metrics(context.database)
     app.state.worklist = WorklistHub(context)
+    app.state.dispatcher = dispatcher
     errors.install(app)
     mounted: list[tuple[APIRouter, str]] = [
         (dicomweb_router, SERVICE),
@@ -52,6 +61,8 @@ def create_app(context: DimseContext, *, metrics: Metrics | None = None) -> Fast
         (audit.router, "/api"),
         (schema.router, "/api"),
         (worklist.router, "/api"),
+        (qa.router, "/api"),
+        (models.router, "/api"),
         (ops.router, ""),
         (_ui_router(), ""),
     ]

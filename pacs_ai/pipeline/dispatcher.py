@@ -161,7 +161,8 @@ class Dispatcher:
         return created
 
     # -- running -----------------------------------------------------------------------
-    def _model_key(self, session: Session, name: str, version: str) -> ModelKey:
+    def model_key(self, session: Session, name: str, version: str) -> ModelKey:
+        """What the runtime needs to run a registered version (raises when it is unusable)."""
         registered = registry.get_by_name_version_or_raise(
             session=session, name=name, version=version
         )
@@ -177,7 +178,8 @@ class Dispatcher:
             memory_mb=resources.memory_mb,
         )
 
-    def _read_series(self, session: Session, series_uid: str) -> list[Dataset]:
+    def read_series(self, session: Session, series_uid: str) -> list[Dataset]:
+        """Every stored instance of a series, read; :class:`JobInputError` when one cannot be."""
         paths = session.execute(
             select(Instance.path)
             .join(Series, Instance.series_pk == Series.id)
@@ -205,7 +207,7 @@ class Dispatcher:
         for job_id, name, version, series_uid in claimed:
             try:
                 with self.database.sessions() as session:
-                    datasets = self._read_series(session, series_uid)
+                    datasets = self.read_series(session, series_uid)
                 if not datasets:
                     raise JobInputError(f"series {series_uid} has no instances")
             except JobInputError as exc:
@@ -215,7 +217,7 @@ class Dispatcher:
         for (name, version), items in batches.items():
             try:
                 with self.database.sessions() as session:
-                    model = self._model_key(session, name, version)
+                    model = self.model_key(session, name, version)
             except Exception as exc:  # unregistered, bundle gone, weights changed
                 for job_id, _ in items:
                     self._fail(

@@ -36,7 +36,7 @@ from pacs_ai.inference.actor import Prediction
 from pacs_ai.inference.runtime import ModelKey
 from pacs_ai.pipeline.definition import Output, Pipeline
 from pacs_ai.pipeline.schema import FindingRow, Job
-from pacs_ai.registry.bundle import read_bundle
+from pacs_ai.registry.bundle import PacsAiExtras, read_bundle
 from pacs_ai.registry.preprocess import resample_volume, slice_position
 from pacs_ai.results import Algorithm, Finding, Location, build_seg, build_sr, volume_ml
 
@@ -90,6 +90,18 @@ def _part10(dataset: Dataset) -> bytes:
 
 class ForwardError(RuntimeError):
     """A result could not be sent to a peer the pipeline names; the job is retried."""
+
+
+def threshold_for(pipeline: Pipeline, extras: PacsAiExtras) -> float:
+    """The score at which the finding is called present: the pipeline's triage threshold for
+    the code, else the bundle's operating point, else 0.5."""
+    if extras.finding is not None:
+        mapping = pipeline.triage.get(f"{extras.finding.coding_scheme}:{extras.finding.code_value}")
+        if mapping is not None:
+            return mapping.threshold
+    if extras.operating_point is not None:
+        return extras.operating_point.threshold
+    return 0.5
 
 
 class Recorder:
@@ -159,15 +171,8 @@ class Recorder:
         code = Code(
             extras.finding.code_value, extras.finding.coding_scheme, extras.finding.code_meaning
         )
-        key = f"{extras.finding.coding_scheme}:{extras.finding.code_value}"
-        mapping = pipeline.triage.get(key)
-        if mapping is not None:
-            threshold = mapping.threshold
-        elif extras.operating_point is not None:
-            threshold = extras.operating_point.threshold
-        else:
-            threshold = 0.5
-        present = prediction.score >= threshold
+        mapping = pipeline.triage.get(f"{extras.finding.coding_scheme}:{extras.finding.code_value}")
+        present = prediction.score >= threshold_for(pipeline, extras)
         images = _ordered(datasets)
         mask = _source_mask(prediction.probability_map, images, present)
         site = SITE_FOR_BODY_PART.get((extras.body_part or "").upper())

@@ -60,7 +60,7 @@ def content_key(series: CandidateSeries) -> str:
     return hashlib.sha256(identity.encode("ascii")).hexdigest()[:40]
 
 
-def _series_of(session: Session, storage: Storage, study: Study) -> list[CandidateSeries]:
+def series_of(session: Session, storage: Storage, study: Study) -> list[CandidateSeries]:
     """Each series with the header of its first instance (rules may name any keyword)."""
     found = []
     for series in session.execute(select(Series).where(Series.study_pk == study.id)).scalars():
@@ -101,6 +101,14 @@ def _choose(pipeline: Pipeline, matching: Sequence[CandidateSeries]) -> Candidat
     return max(matching, key=lambda c: (c.instances, c.updated_at))
 
 
+def choose_input(
+    pipeline: Pipeline, candidates: Sequence[CandidateSeries]
+) -> CandidateSeries | None:
+    """The series of a study that ``pipeline`` runs on, or None when no series matches."""
+    matching = _matching(pipeline, candidates)
+    return _choose(pipeline, matching) if matching else None
+
+
 def _mark(session: Session, study: Study, pipeline: str, now: datetime) -> None:
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -139,7 +147,7 @@ def route_study(
         if previous is not None and previous >= study.updated_at:
             continue
         if candidates is None:
-            candidates = _series_of(session, storage, study)
+            candidates = series_of(session, storage, study)
         matching = _matching(pipeline, candidates)
         complete = stable or (
             pipeline.complete_at_instances is not None

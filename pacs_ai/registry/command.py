@@ -197,3 +197,21 @@ def shadow(name: str, version: str, by: ByOption = "", reason: ReasonOption = ""
 def deactivate(name: str, version: str, by: ByOption = "", reason: ReasonOption = "") -> None:
     """Stop running a version; it stays registered."""
     _change_state(name, version, ModelState.INACTIVE, by, reason)
+
+
+@models_app.command("rollback")
+def rollback(name: str, by: ByOption = "", reason: ReasonOption = "") -> None:
+    """Make the version that was active before the current one active again."""
+    from pacs_ai.registry import service
+
+    def work(session: Session) -> tuple[str, str | None]:
+        restored, replaced = service.rollback(
+            session=session, name=name, actor=_default_actor(by), reason=reason
+        )
+        return restored.version, replaced.version if replaced is not None else None
+
+    with _database() as database, database.write_sessions.begin() as session:
+        restored, replaced = _refusing(lambda: work(session))
+    console.print(
+        f"{name} {restored} is active again" + (f" (replacing {replaced})" if replaced else "")
+    )

@@ -9,3 +9,7 @@ class BundleError(ValueError):
 
 class RegistryError(ValueError):
     """A registry operation that is refused; the message says why."""
+
+
+class StateConflict(RegistryError):
+    """A change of state that the registry's rules refuse as things stand (HTTP 409)."""

@@ -89,8 +89,14 @@ def auc_delong(labels: ArrayLike, scores: ArrayLike, level: float = 0.95) -> Int
     return Interval(float(auc), max(0.0, float(auc) - half), min(1.0, float(auc) + half))
 
 
-def wilson_interval(successes: int, total: int, level: float = 0.95) -> Interval:
-    """A proportion with the Wilson score interval, which stays sensible near 0 and 1."""
+def wilson_interval(successes: float, total: float, level: float = 0.95) -> Interval:
+    """A proportion with the Wilson score interval, which stays sensible near 0 and 1.
+
+    Counts are usually whole, but they may be fractional: a proportion estimated from
+    weighted cases (QA review of a sample) is passed as ``p * n_eff`` successes of Kish's
+    effective sample size ``n_eff``, the interval then being as wide as the weighting makes
+    the estimate uncertain. With whole counts the result is the textbook interval.
+    """
     if total <= 0:
         raise ValueError("a proportion needs at least one trial")
     z = NormalDist().inv_cdf(0.5 + level / 2)

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from pacs_ai.archive.schema import utcnow
 from pacs_ai.registry.bundle import Bundle, read_bundle, verify_weights
-from pacs_ai.registry.errors import BundleError, RegistryError
+from pacs_ai.registry.errors import BundleError, RegistryError, StateConflict
 from pacs_ai.registry.runner import BundleModel
 from pacs_ai.registry.schema import ModelState, ModelStateChange, ModelVersion
 from pacs_ai.registry.validate import ValidationReport, validate_bundle
@@ -167,22 +167,25 @@ def set_state(
     state: ModelState,
     actor: str,
     reason: str = "",
+    replace_active: bool = True,
 ) -> ModelVersion:
     """Move a version to ``state``, recording who and why.
 
     Activating checks the weights first and replaces the version active before it (which
     becomes inactive, with a history row saying by which version): at most one version of
     a model is active, and the partial unique index turns a concurrent second activation
-    into an error instead of two active versions.
+    into an error instead of two active versions. With ``replace_active`` false, an active
+    version is not replaced but named in the refusal: the web asks before it swaps models.
 
     Raises
     ------
-    RegistryError
+    StateConflict
         When the version is already in that state, its bundle no longer matches what was
-        registered (activation), or another activation won a race.
+        registered (activation), another version is active and ``replace_active`` is false,
+        or another activation won a race.
     """
     if model_version.state == state.value:
-        raise RegistryError(
+        raise StateConflict(
             f"model {model_version.name} version {model_version.version} is already {state.value}"
         )
     now = utcnow()
@@ -190,8 +193,13 @@ def set_state(
         try:
             read_registered_bundle(model_version)
         except BundleError as exc:
-            raise RegistryError(f"cannot activate: {exc}") from exc
+            raise StateConflict(f"cannot activate: {exc}") from exc
         previous = get_active(session=session, name=model_version.name)
+        if previous is not None and not replace_active:
+            raise StateConflict(
+                f"version {previous.version} of {model_version.name} is active: one version "
+                "per model (and so per pipeline) is active; confirm to replace it"
+            )
         if previous is not None:
             _record(
                 session,
@@ -206,10 +214,49 @@ def set_state(
     try:
         session.flush()
     except IntegrityError as exc:
-        raise RegistryError(
+        raise StateConflict(
             f"another version of {model_version.name} was activated at the same time; try again"
         ) from exc
     return model_version
+
+
+def previous_active(*, session: Session, name: str) -> ModelVersion | None:
+    """The version of ``name`` that was active last, other than the one active now."""
+    current = get_active(session=session, name=name)
+    query = (
+        select(ModelVersion)
+        .join(ModelStateChange, ModelStateChange.model_version_pk == ModelVersion.id)
+        .where(ModelVersion.name == name, ModelStateChange.to_state == ModelState.ACTIVE.value)
+        .order_by(ModelStateChange.id.desc())
+        .limit(1)
+    )
+    if current is not None:
+        query = query.where(ModelVersion.id != current.id)
+    return session.scalars(query).first()
+
+
+def rollback(
+    *, session: Session, name: str, actor: str, reason: str
+) -> tuple[ModelVersion, ModelVersion | None]:
+    """Make the previously active version of ``name`` active again; returns (it, the replaced).
+
+    Raises
+    ------
+    StateConflict
+        When no other version of the model was ever active.
+    """
+    current = get_active(session=session, name=name)
+    previous = previous_active(session=session, name=name)
+    if previous is None:
+        raise StateConflict(f"no earlier active version of {name} to roll back to")
+    set_state(
+        session=session,
+        model_version=previous,
+        state=ModelState.ACTIVE,
+        actor=actor,
+        reason=f"rollback: {reason}" if reason else "rollback",
+    )
+    return previous, current
 
 
 def validate(

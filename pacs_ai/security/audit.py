@@ -52,6 +52,8 @@ class Action(StrEnum):
     LOGIN = "login"
     FAILED_LOGIN = "failed_login"
     LOGOUT = "logout"
+    CONFIGURE = "configure"
+    """A change of how the system behaves: a model version activated, shadowed, rolled back."""
 
 
 class Outcome(StrEnum):

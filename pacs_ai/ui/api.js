@@ -30,6 +30,49 @@ export function canRead(current) {
   return current !== null && (current.role === "radiologist" || current.role === "admin");
 }
 
+// QA review and its statistics: roles qa and admin.
+export function canReview(current) {
+  return current !== null && (current.role === "qa" || current.role === "admin");
+}
+
+// Model operations: roles ml_engineer and admin.
+export function canOperate(current) {
+  return current !== null && (current.role === "ml_engineer" || current.role === "admin");
+}
+
+// The agreement statistics: reviewers, and the ML engineers who compare versions on them.
+export function canSeeStatistics(current) {
+  return canReview(current) || canOperate(current);
+}
+
+// The pages, and who may use each: the navigation shows only the links of the user's role.
+export const PAGES = [
+  { href: "./", file: "index.html", text: "Worklist", allowed: canRead },
+  { href: "qa.html", file: "qa.html", text: "QA review", allowed: canReview },
+  { href: "stats.html", file: "stats.html", text: "Statistics", allowed: canSeeStatistics },
+  { href: "models.html", file: "models.html", text: "Models", allowed: canOperate },
+];
+
+// The first page the user may use, for a login on a page that is not theirs.
+export function homePage(current) {
+  const page = PAGES.find((candidate) => candidate.allowed(current));
+  return page ? page.href : null;
+}
+
+// Fills <nav id="nav"> with the links the user may follow; the current page is marked.
+export function renderNav(current) {
+  const nav = document.getElementById("nav");
+  if (!nav) {
+    return;
+  }
+  const here = window.location.pathname.split("/").pop() || "index.html";
+  const links = PAGES.filter((page) => page.allowed(current)).map((page) =>
+    element("li", {}, element("a", { href: page.href, text: page.text, "aria-current": page.file === here ? "page" : null })),
+  );
+  nav.replaceChildren(element("ul", {}, ...links));
+  nav.hidden = current === null || links.length === 0;
+}
+
 export async function login(username, password) {
   const response = await fetch(apiUrl("api/auth/login"), {
     method: "POST",
@@ -96,6 +139,112 @@ export async function postJson(path, payload) {
     throw new ApiError(response.status, body);
   }
   return body;
+}
+
+// Any method, any status: {status, ok, body} (body is the parsed JSON or null). Only a 401
+// throws (Unauthorized), so that a page can tell a 409 from a 422 and answer each.
+export async function request(path, { method = "GET", payload } = {}) {
+  const headers = { Accept: "application/json" };
+  if (payload !== undefined) {
+    headers["Content-Type"] = "application/json";
+  }
+  const response = await send(path, {
+    method,
+    headers,
+    body: payload === undefined ? undefined : JSON.stringify(payload),
+  });
+  const body = await response.json().catch(() => null);
+  return { status: response.status, ok: response.ok, body };
+}
+
+// A file that needs the token (e.g. a CSV export): fetched as a blob, saved through a link.
+export async function download(path, filename) {
+  const response = await send(path, { headers: { Accept: "text/csv, */*" } });
+  if (!response.ok) {
+    throw new ApiError(response.status, await response.json().catch(() => null));
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = element("a", { href: url, download: filename, hidden: true });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
+// The login, log out and navigation every page but the worklist shares. The page has the
+// login-view section (login-form, username, password, login-error), a header with #who
+// (#user, #logout) and #nav, and its own content section `view`. `start(me)` runs once
+// the user is in; `refused(me)` says why a logged-in user may not use the page.
+export function setupPage({ view, allowed, refused, start }) {
+  const byId = (id) => document.getElementById(id);
+  const show = (which) => {
+    byId("login-view").hidden = which !== "login";
+    byId(view).hidden = which !== "content";
+    byId("who").hidden = which !== "content";
+  };
+  const begin = (me) => {
+    byId("user").textContent = `${me.username} (${me.role})`;
+    renderNav(me);
+    show("content");
+    start(me);
+  };
+  byId("login-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    byId("login-error").textContent = "";
+    try {
+      const me = await login(byId("username").value, byId("password").value);
+      byId("password").value = "";
+      if (!allowed(me)) {
+        byId("login-error").textContent = refused(me);
+        await logout();
+        return;
+      }
+      begin(me);
+      byId("main").focus();
+    } catch (error) {
+      byId("login-error").textContent = error instanceof ApiError ? error.message : String(error);
+    }
+  });
+  byId("logout").addEventListener("click", async () => {
+    await logout();
+    renderNav(null);
+    show("login");
+    byId("username").focus();
+  });
+  const me = session();
+  if (allowed(me)) {
+    begin(me);
+  } else {
+    show("login");
+  }
+  return {
+    // After a 401: back to the login form, saying why.
+    expired() {
+      renderNav(null);
+      show("login");
+      byId("login-error").textContent = "Your session ended; please log in again.";
+    },
+  };
+}
+
+// An interval {value, low, high} as "0.80 (0.49–0.94)"; "–" when there is none.
+export function interval(value, digits = 2) {
+  if (value === null || value === undefined) {
+    return "–";
+  }
+  if (typeof value === "number") {
+    return value.toFixed(digits);
+  }
+  if (value.value === null || value.value === undefined) {
+    return "–";
+  }
+  const bounds =
+    value.low === null || value.low === undefined ? "" : ` (${value.low.toFixed(digits)}–${value.high.toFixed(digits)})`;
+  return `${value.value.toFixed(digits)}${bounds}`;
+}
+
+export function dateTime(iso) {
+  return iso ? new Date(iso).toLocaleString() : "–";
 }
 
 // An image that needs the token: fetched as a blob, shown through an object URL.

@@ -8,11 +8,13 @@ import {
   duration,
   element,
   getJson,
+  homePage,
   listen,
   login,
   logout,
   personName,
   postJson,
+  renderNav,
   scoreDetails,
   session,
   slaText,
@@ -150,6 +152,7 @@ function refreshSoon() {
 function handle(error, where) {
   if (error instanceof Unauthorized) {
     stop();
+    renderNav(null);
     show("login");
     $("login-error").textContent = "Your session ended; please log in again.";
     return;
@@ -173,6 +176,7 @@ function onEvent(name, data) {
 function start() {
   const me = session();
   $("user").textContent = `${me.username} (${me.role})`;
+  renderNav(me);
   show("worklist");
   stop();
   const controller = new AbortController();
@@ -248,6 +252,12 @@ function init() {
       const me = await login($("username").value, $("password").value);
       $("password").value = "";
       if (!canRead(me)) {
+        const home = homePage(me);
+        if (home) {
+          // QA staff and ML engineers have pages of their own: take them there.
+          window.location.href = home;
+          return;
+        }
         $("login-error").textContent = `The worklist is for radiologists; your role is ${me.role}.`;
         await logout();
         return;
@@ -261,6 +271,7 @@ function init() {
   $("logout").addEventListener("click", async () => {
     stop();
     await logout();
+    renderNav(null);
     show("login");
     $("username").focus();
   });

@@ -51,6 +51,8 @@ def _concrete(path: str, ds: pydicom.Dataset) -> str:
         .replace("{frame}", "1")
         .replace("{path:path}", "7FE00010")
         .replace("{finding_id}", "999999")  # no such finding: 404 once the role is admitted
+        .replace("{name}", "no-such-model")
+        .replace("{version}", "1.0.0")  # no such model version: 404 likewise
     )
 
 
@@ -98,7 +100,7 @@ def test_every_role_against_every_route(sqlite_server: LiveServer, stored: pydic
                 continue
             assert anonymous.status_code == 401, (method, path)
             assert anonymous.headers["www-authenticate"] == "Bearer"
-            expected_get = 404 if "{finding_id}" in path else 200
+            expected_get = 404 if "{finding_id}" in path or "{version}" in path else 200
             for role in Role:
                 token = (
                     _session_token(sqlite_server, role)

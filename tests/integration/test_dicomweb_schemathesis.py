@@ -67,7 +67,10 @@ def test_no_input_makes_a_server_error(loaded: tuple[Any, dict[str, str]]) -> No
         def check(case: schemathesis.Case) -> None:
             response = case.call(headers=headers)
             statuses.append(response.status_code)
-            if response.status_code >= 500:
+            # A dry-run replay needs the AI pipeline, which this app runs without: that 503
+            # says so, and is the one server-side refusal expected here.
+            pipeline_off = response.status_code == 503 and "needs the AI pipeline" in response.text
+            if response.status_code >= 500 and not pipeline_off:
                 failures.append(f"{case.method} {case.formatted_path}: {response.text[:200]}")
             elif response.status_code >= 400:
                 assert response.json()["error"], (case.method, case.formatted_path)

@@ -69,7 +69,12 @@ def test_register_activate_shadow_deactivate(tmp_path: Path, env: dict[str, str]
     }
 
     assert models(env, "activate", "tiny-seg", "1.1.0", "--by", "bob")[0] == 0
+    code, out, _ = models(env, "rollback", "tiny-seg", "--by", "bob", "--reason", "worse")
+    assert (code, out.strip()) == (0, "tiny-seg 1.0.0 is active again (replacing 1.1.0)")
+    assert models(env, "activate", "tiny-seg", "1.1.0", "--by", "bob")[0] == 0
     assert models(env, "deactivate", "tiny-seg", "1.1.0", "--by", "bob")[0] == 0
+    code, _, err = models(env, "rollback", "spleen_ct_segmentation")
+    assert code == 2 and "no earlier active version" in err
 
     database = Database(env["PACS_AI_DATABASE_URL"])
     try:
@@ -86,6 +91,8 @@ def test_register_activate_shadow_deactivate(tmp_path: Path, env: dict[str, str]
             assert history == [
                 ("inactive", "ann", ""),
                 ("active", "bob", "ok"),
+                ("inactive", "bob", "replaced by version 1.1.0"),
+                ("active", "bob", "rollback: worse"),
                 ("inactive", "bob", "replaced by version 1.1.0"),
             ]
             assert by_version[("spleen_ct_segmentation", "0.5.9")].changes[0].reason == "zoo 0.5.9"

@@ -1,0 +1,1 @@
+"""Quality assurance of AI findings: reviews, queue and agreement statistics."""
