@@ -19,6 +19,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +35,7 @@ from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
 ORTHANC = Path("/usr/sbin/Orthanc")
+PACS_AI = str(Path(sys.executable).with_name("pacs-ai"))
 ORTHANC_PLUGIN = Path("/usr/share/orthanc/plugins/libOrthancDicomWeb.so")
 BATCH = 50
 INSTANCES_PER_STUDY = 10
@@ -157,34 +159,56 @@ def measure(client: httpx.Client, instances: int, seed: str) -> Result:
     )
 
 
-def run_pacs_ai(instances: int, work: Path) -> Result:
-    """pacs-ai in-process (uvicorn thread), SQLite index, an admin token."""
-    from pacs_ai.config import Settings
-    from pacs_ai.security.accounts import add_user
-    from pacs_ai.security.roles import Role
-    from pacs_ai.server import create_server
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
-    settings = Settings(
-        data_dir=work / "pacs-ai",
-        dimse_port=0,
-        http_port=0,
-        log_level="WARNING",
-        pipelines_enabled=False,
+
+def run_pacs_ai(instances: int, work: Path) -> Result:
+    """``pacs-ai serve`` in its own process (as Orthanc runs in its own), SQLite, an admin token.
+
+    In the benchmark's process the server would share one interpreter lock with the client
+    that builds and sends the instances, and measure the client as much as the server.
+    """
+    http_port = _free_port()
+    env = {
+        **os.environ,
+        "PACS_AI_DATA_DIR": str(work / "pacs-ai"),
+        "PACS_AI_HTTP_PORT": str(http_port),
+        "PACS_AI_DIMSE_PORT": str(_free_port()),
+        "PACS_AI_PIPELINES_ENABLED": "false",
+        "PACS_AI_LOG_LEVEL": "WARNING",
+    }
+    added = subprocess.run(
+        [PACS_AI, "users", "add", "bench", "--role", "admin"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    server = create_server(settings)
-    server.start()
+    token = added.stdout.strip().splitlines()[-1]
+    process = subprocess.Popen(
+        [PACS_AI, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
-        token = add_user(
-            database=server.context.database, settings=settings, username="bench", role=Role.ADMIN
-        )
+        base = f"http://127.0.0.1:{http_port}"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
         with httpx.Client(
-            base_url=f"http://127.0.0.1:{server.http_port}/dicom-web/",
+            base_url=f"{base}/dicom-web/",
             headers={"Authorization": f"Bearer {token}"},
             timeout=120,
         ) as client:
             return measure(client, instances, "PA")
     finally:
-        server.stop()
+        process.terminate()
+        process.wait(timeout=60)
 
 
 @dataclass
