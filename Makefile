@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps serve test lint bench-ingest bench-dicomweb bench-models bench-pipeline bench-triage bench-worklist clean
+.PHONY: setup sysdeps serve test lint bench-ingest bench-dicomweb bench-models bench-pipeline bench-triage bench-worklist bench-qa clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -54,6 +54,9 @@ bench-triage: setup
 
 bench-worklist: setup
 	$(PY) benchmarks/worklist.py
+
+bench-qa: setup
+	$(PY) benchmarks/qa.py
 
 clean:
 	rm -rf $(VENV) pacs-data .pytest_cache .mypy_cache .ruff_cache

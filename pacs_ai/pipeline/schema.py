@@ -53,6 +53,8 @@ class Job(Base):
             name="uq_job",
         ),
         Index("ix_job_claim", "state", "priority", "queued_at"),
+        # Per-version operations (jobs, failures, latency) on the models page.
+        Index("ix_job_model_state", "model_name", "model_version", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -22,7 +22,7 @@ from pacs_ai.archive.schema import Patient, Study
 from pacs_ai.pipeline.schema import FindingRow, Job
 from pacs_ai.qa.review import FindingNotFound
 from pacs_ai.qa.schema import FindingReview
-from pacs_ai.qa.stats import SAMPLE_MODULUS, SAMPLE_MULTIPLIER, ReviewedFinding, in_negative_sample
+from pacs_ai.qa.stats import SAMPLE_MODULUS, SAMPLE_MULTIPLIER, PairTally, ReviewedFinding
 from pacs_ai.triage.schema import FindingAgreement
 
 
@@ -235,7 +235,6 @@ def queue(
         statement = statement.where(
             ~exists(select(FindingReview.id).where(FindingReview.finding_id == FindingRow.id))
         )
-    total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     flags = [
         case((condition, 1), else_=0).label(reason.value)
         for reason, condition in conditions.items()
@@ -244,12 +243,17 @@ def queue(
         *((condition, rank) for rank, condition in enumerate(conditions.values())),
         else_=len(conditions),
     )
+    # The length comes with the page (a window count): the conditions are evaluated once.
     rows = session.execute(
-        statement.add_columns(*flags)
+        statement.add_columns(*flags, func.count().over().label("queue_length"))
         .order_by(cast(order, Integer), FindingRow.id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
+    if rows:
+        total = int(rows[0].queue_length)
+    else:
+        total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
     ids = [row.id for row in rows]
     latest = _latest_reviews(session, ids)
     counts = _review_counts(session, ids)
@@ -312,16 +316,11 @@ def counterpart(*, session: Session, finding: FindingInfo) -> FindingInfo | None
     return _info(row) if row is not None else None
 
 
-def reviewed_findings(
-    *,
-    session: Session,
-    since: datetime,
-    until: datetime,
-    rate: float,
-    pipeline: str | None = None,
-    model: str | None = None,
-) -> list[ReviewedFinding]:
-    """Current findings made in [since, until), with their latest review and readers' verdicts."""
+def _reviewed(since: datetime, until: datetime, pipeline: str | None, model: str | None) -> Any:
+    """Current findings of the period joined to their latest review and verdict counts.
+
+    Returns the joins and conditions to select from, and the three joined selectables.
+    """
     latest_id = (
         select(FindingReview.finding_id, func.max(FindingReview.id).label("review_id"))
         .group_by(FindingReview.finding_id)
@@ -337,54 +336,208 @@ def reviewed_findings(
         .group_by(FindingAgreement.finding_id)
         .subquery()
     )
-    statement = (
-        select(
-            FindingRow.id,
-            Job.pipeline,
-            FindingRow.model_name,
-            FindingRow.model_version,
-            FindingRow.shadow,
-            FindingRow.study_instance_uid,
-            FindingRow.code_scheme,
-            FindingRow.code_value,
-            FindingRow.present,
-            FindingRow.probability,
-            FindingRow.created_at,
-            latest.decision,
-            verdicts.c.verdicts,
-            verdicts.c.agreed,
+
+    def source(statement: Any) -> Any:
+        statement = (
+            statement.select_from(FindingRow)
+            .join(Job, Job.id == FindingRow.job_id)
+            .outerjoin(latest_id, latest_id.c.finding_id == FindingRow.id)
+            .outerjoin(latest, latest.id == latest_id.c.review_id)
+            .outerjoin(verdicts, verdicts.c.finding_id == FindingRow.id)
+            .where(
+                FindingRow.status == "current",
+                FindingRow.created_at >= since,
+                FindingRow.created_at < until,
+            )
         )
-        .join(Job, Job.id == FindingRow.job_id)
-        .outerjoin(latest_id, latest_id.c.finding_id == FindingRow.id)
-        .outerjoin(latest, latest.id == latest_id.c.review_id)
-        .outerjoin(verdicts, verdicts.c.finding_id == FindingRow.id)
-        .where(
-            FindingRow.status == "current",
-            FindingRow.created_at >= since,
-            FindingRow.created_at < until,
-        )
-        .order_by(FindingRow.id)
+        if pipeline:
+            statement = statement.where(Job.pipeline == pipeline)
+        if model:
+            statement = statement.where(FindingRow.model_name == model)
+        return statement
+
+    return source, latest, verdicts
+
+
+def _utc_day(session: Session) -> Any:
+    """The UTC calendar day of a finding, in the session's SQL dialect."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", FindingRow.created_at))
+    return func.date(FindingRow.created_at)  # SQLite keeps UTC text
+
+
+def tallied_findings(
+    *,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    recent_from: datetime,
+    rate: float,
+    pipeline: str | None = None,
+    model: str | None = None,
+) -> list[ReviewedFinding]:
+    """The period's current findings tallied in the database, for the statistics.
+
+    One row per version, call, latest decision, sample membership, UTC day and side of
+    ``recent_from`` (the drift window's start), with its count and verdict sums, dated by the
+    newest finding it holds; a busy period is then a few thousand rows, not every finding.
+    """
+    source, latest, verdicts = _reviewed(since, until, pipeline, model)
+    sampled = case((_sampled(rate), 1), else_=0)
+    recent = case((FindingRow.created_at >= recent_from, 1), else_=0)
+    keys = (
+        Job.pipeline,
+        FindingRow.model_name,
+        FindingRow.model_version,
+        FindingRow.shadow,
+        FindingRow.present,
+        latest.decision,
+        sampled,
+        _utc_day(session),
+        recent,
     )
-    if pipeline:
-        statement = statement.where(Job.pipeline == pipeline)
-    if model:
-        statement = statement.where(FindingRow.model_name == model)
+    statement = source(
+        select(
+            *keys[:7],
+            func.max(FindingRow.created_at),
+            func.count(),
+            func.coalesce(func.sum(verdicts.c.verdicts), 0),
+            func.coalesce(func.sum(verdicts.c.agreed), 0),
+        )
+    ).group_by(*keys)
     return [
         ReviewedFinding(
-            finding_id=row.id,
-            pipeline=row.pipeline,
-            model_name=row.model_name,
-            model_version=row.model_version,
-            shadow=bool(row.shadow),
-            study_uid=row.study_instance_uid,
-            code=f"{row.code_scheme}:{row.code_value}",
-            present=bool(row.present),
-            probability=float(row.probability),
-            created_at=aware(row.created_at),
-            decision=row.decision,
-            sampled=in_negative_sample(row.id, rate),
-            verdicts=int(row.verdicts or 0),
-            agreed=int(row.agreed or 0),
+            pipeline=pipeline_name,
+            model_name=model_name,
+            model_version=model_version,
+            shadow=bool(shadow),
+            present=bool(present),
+            created_at=aware(newest),
+            decision=decision,
+            sampled=bool(in_sample),
+            verdicts=int(verdicts_given),
+            agreed=int(agreed),
+            count=int(count),
         )
-        for row in session.execute(statement)
+        for (
+            pipeline_name,
+            model_name,
+            model_version,
+            shadow,
+            present,
+            decision,
+            in_sample,
+            newest,
+            count,
+            verdicts_given,
+            agreed,
+        ) in session.connection().execute(statement)
+    ]
+
+
+def paired_calls(
+    *,
+    session: Session,
+    since: datetime,
+    until: datetime,
+    pipeline: str | None = None,
+    model: str | None = None,
+) -> list[PairTally]:
+    """Shadow calls of the period against the active calls on the same studies, counted.
+
+    Per study, pipeline, finding code and model, the newest current active call is paired with
+    the newest current call of each shadow version (a study read again counts once, as its
+    radiologist saw it once); the pairs are counted per active and shadow version.
+    """
+    calls = select(
+        FindingRow.id,
+        Job.pipeline,
+        FindingRow.model_name,
+        FindingRow.model_version,
+        FindingRow.shadow,
+        FindingRow.study_instance_uid,
+        FindingRow.code_scheme,
+        FindingRow.code_value,
+        FindingRow.present,
+        FindingRow.probability,
+        FindingRow.created_at,
+    ).join(Job, Job.id == FindingRow.job_id)
+    calls = calls.where(
+        FindingRow.status == "current",
+        FindingRow.created_at >= since,
+        FindingRow.created_at < until,
+    )
+    if pipeline:
+        calls = calls.where(Job.pipeline == pipeline)
+    if model:
+        calls = calls.where(FindingRow.model_name == model)
+    found = calls.subquery()
+    same_call = (
+        found.c.study_instance_uid,
+        found.c.pipeline,
+        found.c.code_scheme,
+        found.c.code_value,
+        found.c.model_name,
+    )
+    newest = (found.c.created_at.desc(), found.c.id.desc())
+    # One pass of window functions, no self-join: within a study's calls of one code and
+    # model, active calls sort first (false before true), newest first, so the first row is
+    # the active call to compare with, if the study has one.
+    active_first = (found.c.shadow.asc(), *newest)
+
+    def first(column: Any) -> Any:
+        return func.first_value(column).over(partition_by=same_call, order_by=active_first)
+
+    ranked = select(
+        found.c.pipeline,
+        found.c.model_name,
+        found.c.model_version,
+        found.c.shadow,
+        found.c.present,
+        found.c.probability,
+        first(found.c.shadow).label("lead_shadow"),
+        first(found.c.model_version).label("active_version"),
+        first(found.c.present).label("active_present"),
+        first(found.c.probability).label("active_probability"),
+        func.row_number()
+        .over(partition_by=(*same_call, found.c.model_version), order_by=newest)
+        .label("rank"),
+    ).subquery()
+    shadow_present, active_present = ranked.c.present, ranked.c.active_present
+    counted = {
+        "both": and_(active_present.is_(True), shadow_present.is_(True)),
+        "neither": and_(active_present.is_(False), shadow_present.is_(False)),
+        "shadow_only": and_(active_present.is_(False), shadow_present.is_(True)),
+        "active_only": and_(active_present.is_(True), shadow_present.is_(False)),
+    }
+    keys = (ranked.c.pipeline, ranked.c.model_name, ranked.c.active_version, ranked.c.model_version)
+    statement = (
+        select(
+            *keys,
+            func.count(),
+            *(func.sum(case((condition, 1), else_=0)) for condition in counted.values()),
+            func.sum(func.abs(ranked.c.probability - ranked.c.active_probability)),
+        )
+        .where(
+            ranked.c.shadow.is_(True),
+            ranked.c.rank == 1,
+            ranked.c.lead_shadow.is_(False),
+        )
+        .group_by(*keys)
+        .order_by(*keys)
+    )
+    return [
+        PairTally(
+            pipeline=row[0],
+            model_name=row[1],
+            active_version=row[2],
+            shadow_version=row[3],
+            studies=int(row[4]),
+            both_positive=int(row[5]),
+            both_negative=int(row[6]),
+            shadow_only=int(row[7]),
+            active_only=int(row[8]),
+            abs_probability_difference=float(row[9]),
+        )
+        for row in session.connection().execute(statement)
     ]

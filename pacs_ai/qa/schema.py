@@ -6,8 +6,8 @@ statistics count, and every earlier one stays as the finding's history. Two revi
 answer at once thus both keep their review: the one written last becomes the latest, and
 the history shows both.
 
-The statistics select findings by the time they were made; the index on
-``finding.created_at`` is declared here, by the part that needs it.
+The statistics select findings by the time they were made, and the queue looks up a study's
+current findings; the indexes for both are declared here, by the part that needs them.
 """
 
 from __future__ import annotations
@@ -71,3 +71,12 @@ class FindingReview(Base):
 
 FINDING_TIME_INDEX = Index("ix_finding_created_at", FindingRow.created_at)
 """When findings were made: statistics select a period on it."""
+
+FINDING_STUDY_INDEX = Index(
+    "ix_finding_study_status", FindingRow.study_instance_uid, FindingRow.status
+)
+"""The current findings of one study: the queue compares shadow and active calls on it.
+
+Without it SQLite, which keeps no statistics, looks a study's findings up by status alone
+and reads every current finding for each one it checks.
+"""

@@ -1,9 +1,10 @@
 """Agreement statistics of AI findings against QA reviews: pure, no database, no I/O.
 
-The database layer gathers one :class:`ReviewedFinding` per current finding (its latest
-review, its readers' verdicts, whether it fell in the random negative sample); everything the
-statistics page, its CSV export and the tests show is computed here from that list, so the
-numbers have one definition whatever asks for them.
+The database layer tallies the current findings of a period (:class:`ReviewedFinding`: the
+latest review, the readers' verdicts, whether in the random negative sample, how many alike)
+and pairs shadow with active calls (:class:`PairTally`); everything the statistics page, its
+CSV export and the tests show is computed here from those, so the numbers have one definition
+whatever asks for them.
 
 Why the estimates are weighted: QA reviews every positive finding it can but only a random
 sample of the negatives (:func:`in_negative_sample`), and possibly not all of either. Counting
@@ -33,7 +34,7 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -84,15 +85,13 @@ CSV_COLUMNS = (
 
 @dataclass(frozen=True)
 class ReviewedFinding:
-    """One current AI finding with its latest review and readers' verdicts.
+    """A current AI finding (or a tally of alike ones) with its latest review and verdicts.
 
-    This is the whole input of the statistics: the database layer resolves superseded
-    reviews (only the latest counts) and the sample membership before building it.
+    This is the whole input of the version statistics: the database layer resolves
+    superseded reviews (only the latest counts) and the sample membership before building it.
 
     Attributes
     ----------
-    code
-        The finding's code as ``"SCHEME:VALUE"``.
     present
         The model's call.
     created_at
@@ -104,22 +103,23 @@ class ReviewedFinding:
         Whether the finding is in the random negative sample (:func:`in_negative_sample`).
     verdicts, agreed
         Radiologists' verdicts on the finding at read time, and how many of them agreed.
+    count
+        How many alike findings this row stands for (same version, call, latest decision,
+        sample membership and day): the database tallies a long period instead of sending
+        every row. ``verdicts`` and ``agreed`` are then the tally's sums.
     """
 
-    finding_id: int
     pipeline: str
     model_name: str
     model_version: str
     shadow: bool
-    study_uid: str
-    code: str
     present: bool
-    probability: float
     created_at: datetime
     decision: str | None
     sampled: bool
     verdicts: int = 0
     agreed: int = 0
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -305,46 +305,42 @@ def version_stats(
     ]
 
 
-def comparisons(
-    findings: Sequence[ReviewedFinding], *, since: datetime, until: datetime
-) -> list[Comparison]:
-    """Shadow runs against active runs on the same studies, findings of ``[since, until)``.
+@dataclass(frozen=True)
+class PairTally:
+    """A shadow version's calls against the active version's on the same studies, as counted
+    by the database: per study and finding code, the newest call of each side."""
 
-    A shadow finding pairs with the non-shadow finding of the same study, pipeline, finding
-    code and model name; where a side has several (a study run again), its newest counts, as
-    it is the one a radiologist would see.
+    pipeline: str
+    model_name: str
+    active_version: str
+    shadow_version: str
+    studies: int
+    both_positive: int
+    both_negative: int
+    shadow_only: int
+    active_only: int
+    abs_probability_difference: float
+    """Sum over the studies of |shadow probability - active probability|."""
 
-    Returns
-    -------
-    list of Comparison
-        One per (pipeline, model_name, active_version, shadow_version), sorted by those keys.
-    """
-    _check_period(since, until)
-    newest: dict[tuple[str, str, str, str, bool], ReviewedFinding] = {}
-    for finding in findings:
-        if not since <= finding.created_at < until:
-            continue
-        key = (
-            finding.study_uid,
-            finding.pipeline,
-            finding.code,
-            finding.model_name,
-            finding.shadow,
-        )
-        current = newest.get(key)
-        if current is None or (finding.created_at, finding.finding_id) > (
-            current.created_at,
-            current.finding_id,
-        ):
-            newest[key] = finding
-    pairs: defaultdict[tuple[str, str, str, str], list[tuple[ReviewedFinding, ReviewedFinding]]]
-    pairs = defaultdict(list)
-    for (study, pipeline, code, model, shadow), shadow_finding in newest.items():
-        active = newest.get((study, pipeline, code, model, False)) if shadow else None
-        if active is not None:
-            versions = (pipeline, model, active.model_version, shadow_finding.model_version)
-            pairs[versions].append((active, shadow_finding))
-    return [_compare(versions, group) for versions, group in sorted(pairs.items())]
+
+def comparison(tally: PairTally) -> Comparison:
+    """The comparison a tally of paired calls gives: agreement with its Wilson interval."""
+    agreed = tally.both_positive + tally.both_negative
+    return Comparison(
+        pipeline=tally.pipeline,
+        model_name=tally.model_name,
+        active_version=tally.active_version,
+        shadow_version=tally.shadow_version,
+        studies=tally.studies,
+        both_positive=tally.both_positive,
+        both_negative=tally.both_negative,
+        shadow_only=tally.shadow_only,
+        active_only=tally.active_only,
+        agreement=wilson_interval(agreed, tally.studies) if tally.studies else None,
+        mean_abs_probability_difference=(
+            tally.abs_probability_difference / tally.studies if tally.studies else None
+        ),
+    )
 
 
 def to_csv(stats: Sequence[VersionStats]) -> str:
@@ -407,11 +403,13 @@ def _one_version(
     pipeline, model_name, model_version, shadow = key
     positives = [f for f in group if f.present]
     sampled = [f for f in group if not f.present and f.sampled]
-    n_pos, n_neg = len(positives), len(group) - len(positives)
-    tp = sum(f.decision in _TRUE_CALL for f in positives)
-    fp = sum(f.decision == "reject" for f in positives)
-    tn = sum(f.decision == "accept" for f in sampled)
-    fn = sum(f.decision == "reject" for f in sampled)
+    findings = _count(group)
+    n_pos = _count(positives)
+    n_neg = findings - n_pos
+    tp = _count(f for f in positives if f.decision in _TRUE_CALL)
+    fp = _count(f for f in positives if f.decision == "reject")
+    tn = _count(f for f in sampled if f.decision == "accept")
+    fn = _count(f for f in sampled if f.decision == "reject")
     sensitivity, specificity = _estimates(
         tp=tp, fp=fp, tn=tn, fn=fn, positives=n_pos, negatives=n_neg
     )
@@ -422,16 +420,16 @@ def _one_version(
         model_name=model_name,
         model_version=model_version,
         shadow=shadow,
-        findings=len(group),
+        findings=findings,
         positives=n_pos,
         negatives=n_neg,
-        positive_rate=n_pos / len(group),
-        reviewed=sum(f.decision is not None for f in group),
+        positive_rate=n_pos / findings,
+        reviewed=_count(f for f in group if f.decision is not None),
         tp=tp,
         fp=fp,
         tn=tn,
         fn=fn,
-        corrected=sum(f.decision == "correct" for f in positives),
+        corrected=_count(f for f in positives if f.decision == "correct"),
         ppv=wilson_interval(tp, tp + fp) if tp + fp else None,
         sensitivity=sensitivity,
         specificity=specificity,
@@ -466,16 +464,22 @@ def _estimates(
     )
 
 
+def _count(findings: Iterable[ReviewedFinding]) -> int:
+    """How many findings these rows stand for."""
+    return sum(f.count for f in findings)
+
+
 def _rate(findings: list[ReviewedFinding]) -> float | None:
-    return sum(f.present for f in findings) / len(findings) if findings else None
+    total = _count(findings)
+    return _count(f for f in findings if f.present) / total if total else None
 
 
 def _daily(group: list[ReviewedFinding]) -> list[DayRate]:
     counts: defaultdict[date, list[int]] = defaultdict(lambda: [0, 0])
     for finding in group:
         count = counts[finding.created_at.astimezone(UTC).date()]
-        count[0] += 1
-        count[1] += finding.present
+        count[0] += finding.count
+        count[1] += finding.count if finding.present else 0
     return [
         DayRate(day=day, findings=n, positives=pos, rate=pos / n)
         for day, (n, pos) in sorted(counts.items())
@@ -492,39 +496,16 @@ def _drift(group: list[ReviewedFinding], *, until: datetime, policy: DriftPolicy
         if recent_rate is not None and baseline_rate is not None
         else None
     )
-    enough = min(len(recent), len(baseline)) >= policy.min_findings
+    recent_count, baseline_count = _count(recent), _count(baseline)
+    enough = min(recent_count, baseline_count) >= policy.min_findings
     return Drift(
         baseline_rate=baseline_rate,
         recent_rate=recent_rate,
-        baseline_findings=len(baseline),
-        recent_findings=len(recent),
+        baseline_findings=baseline_count,
+        recent_findings=recent_count,
         difference=difference,
         threshold=policy.threshold,
         alert=enough and difference is not None and abs(difference) > policy.threshold,
-    )
-
-
-def _compare(
-    key: tuple[str, str, str, str], pairs: list[tuple[ReviewedFinding, ReviewedFinding]]
-) -> Comparison:
-    pipeline, model_name, active_version, shadow_version = key
-    both_positive = sum(a.present and s.present for a, s in pairs)
-    both_negative = sum(not a.present and not s.present for a, s in pairs)
-    studies = len(pairs)
-    return Comparison(
-        pipeline=pipeline,
-        model_name=model_name,
-        active_version=active_version,
-        shadow_version=shadow_version,
-        studies=studies,
-        both_positive=both_positive,
-        both_negative=both_negative,
-        shadow_only=sum(s.present and not a.present for a, s in pairs),
-        active_only=sum(a.present and not s.present for a, s in pairs),
-        agreement=wilson_interval(both_positive + both_negative, studies) if studies else None,
-        mean_abs_probability_difference=(
-            sum(abs(s.probability - a.probability) for a, s in pairs) / studies if studies else None
-        ),
     )
 
 

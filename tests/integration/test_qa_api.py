@@ -525,3 +525,29 @@ def test_operations_report_latency_and_placement(
     assert operations["latency_ms"]["p95"] == pytest.approx(385, abs=1)
     assert operations["time_to_result_s"]["p50"] == pytest.approx(2.5, abs=0.01)
     assert operations["placement"] == {"cpu": 3, "cuda": 1}
+
+
+def test_concurrent_reviews_never_overwrite_each_other(
+    live_server: LiveServer, qa: httpx.Client
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    context = live_server.server.context
+    study = add_study(context.ingestor, patient_id="QA-RACE")
+    finding = add_finding(context.database, study, probability=0.9, present=True)
+    comments = [f"reviewer note {index}" for index in range(8)]
+
+    def submit(comment: str) -> int:
+        with httpx.Client(
+            base_url=live_server.url, headers=live_server.headers(Role.QA), timeout=60
+        ) as client:
+            answer = review(client, finding, decision="accept", reason="confirmed", comment=comment)
+            return answer.status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(submit, comments))
+    assert statuses == [201] * 8
+    history = qa.get(f"/api/qa/findings/{finding}").json()["reviews"]
+    assert sorted(r["comment"] for r in history) == sorted(comments)
+    ids = [r["id"] for r in history]
+    assert all(r["supersedes"] is None or r["supersedes"] in ids for r in history)

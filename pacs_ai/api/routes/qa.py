@@ -9,19 +9,19 @@ compare versions on them.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from pydicom.errors import InvalidDicomError
 from sqlalchemy.orm import Session
 
 from pacs_ai.api.deps import AuditorDep, ContextDep, CurrentUser, SessionDep, SettingsDep, allow
 from pacs_ai.api.errors import ApiError
+from pacs_ai.api.key_images import key_image_response
 from pacs_ai.archive.schema import utcnow
-from pacs_ai.archive.storage import StorageError
 from pacs_ai.config import Settings
 from pacs_ai.qa import findings as qa_findings
 from pacs_ai.qa import review as qa_review
@@ -33,7 +33,6 @@ from pacs_ai.security.audit import Action, Outcome
 from pacs_ai.security.roles import Role
 from pacs_ai.triage import worklist_reading
 from pacs_ai.triage.worklist import StoredFinding
-from pacs_ai.triage.worklist_dicom import key_image, render_key_image
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/qa", tags=["qa"])
@@ -153,104 +152,14 @@ class ReasonPublic(BaseModel):
     label: str
 
 
-class IntervalPublic(BaseModel):
-    """A proportion with its 95% Wilson interval."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    value: float
-    low: float
-    high: float
-
-
-class ReaderAgreementPublic(BaseModel):
-    """Radiologists' verdicts at read time."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    verdicts: int
-    agreed: int
-    rate: IntervalPublic | None
-
-
-class DayRatePublic(BaseModel):
-    """The positive rate of one UTC day."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    day: date
-    findings: int
-    positives: int
-    rate: float
-
-
-class DriftPublic(BaseModel):
-    """The recent positive rate against the period's baseline."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    baseline_rate: float | None
-    recent_rate: float | None
-    baseline_findings: int
-    recent_findings: int
-    difference: float | None
-    threshold: float
-    alert: bool
-
-
-class VersionStatsPublic(BaseModel):
-    """The figures of one model version in one pipeline over the period."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    pipeline: str
-    model_name: str
-    model_version: str
-    shadow: bool
-    findings: int
-    positives: int
-    negatives: int
-    positive_rate: float
-    reviewed: int
-    tp: int
-    fp: int
-    tn: int
-    fn: int
-    corrected: int
-    ppv: IntervalPublic | None
-    sensitivity: IntervalPublic | None
-    specificity: IntervalPublic | None
-    reader_agreement: ReaderAgreementPublic
-    daily: list[DayRatePublic]
-    drift: DriftPublic
-
-
-class ComparisonPublic(BaseModel):
-    """A shadow version against the active one on the same studies."""
-
-    model_config = ConfigDict(from_attributes=True)
-
-    pipeline: str
-    model_name: str
-    active_version: str
-    shadow_version: str
-    studies: int
-    both_positive: int
-    both_negative: int
-    shadow_only: int
-    active_only: int
-    agreement: IntervalPublic | None
-    mean_abs_probability_difference: float | None
-
-
 class StatsPublic(BaseModel):
-    """Agreement statistics over a period."""
+    """Agreement statistics over a period (the figures are :mod:`pacs_ai.qa.stats`'s own)."""
 
     since: datetime
     until: datetime
     negative_sample_rate: float
-    versions: list[VersionStatsPublic]
-    comparisons: list[ComparisonPublic]
+    versions: list[qa_stats.VersionStats]
+    comparisons: list[qa_stats.Comparison]
 
 
 def _finding(info: FindingInfo) -> FindingPublic:
@@ -417,16 +326,7 @@ def finding_key_image(
 ) -> Response:
     """The image that best shows the finding, its segmentation filled and outlined in red."""
     info = _finding_or_404(session, finding_id)
-    try:
-        located = key_image(session=session, storage=context.storage, finding=_stored(info))
-        if located is None:
-            raise ApiError(404, f"no stored image shows finding {finding_id}")
-        key, mask = located
-        png = render_key_image(session=session, storage=context.storage, key=key, mask=mask)
-    except (StorageError, InvalidDicomError, ValueError) as exc:
-        raise ApiError(
-            422, f"the stored results of finding {finding_id} cannot be read: {exc}"
-        ) from exc
+    answer = key_image_response(session=session, storage=context.storage, finding=_stored(info))
     auditor.record(
         Action.RETRIEVE,
         Outcome.SUCCESS,
@@ -434,7 +334,7 @@ def finding_key_image(
         study_uids=[info.study_uid],
         detail=f"QA key image of finding {finding_id}",
     )
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+    return answer
 
 
 @router.post(
@@ -488,65 +388,78 @@ def add_review(
     return created
 
 
-def _period(since: datetime | None, until: datetime | None) -> tuple[datetime, datetime]:
+@dataclass(frozen=True)
+class StatsQuery:
+    """The period and the narrowing of a statistics request, resolved."""
+
+    since: datetime
+    until: datetime
+    pipeline: str | None
+    model: str | None
+
+
+def stats_query(
+    since: datetime | None = None,
+    until: datetime | None = None,
+    pipeline: Annotated[str | None, Query(max_length=64)] = None,
+    model: Annotated[str | None, Query(max_length=128)] = None,
+) -> StatsQuery:
+    """The period asked for, by default the last 90 days; 400 when it ends before it starts."""
     end = qa_findings.aware(until) if until is not None else utcnow()
     start = qa_findings.aware(since) if since is not None else end - DEFAULT_PERIOD
     if start >= end:
         raise ApiError(400, "since must be before until")
-    return start, end
+    return StatsQuery(start, end, pipeline, model)
+
+
+StatsQueryDep = Annotated[StatsQuery, Depends(stats_query)]
 
 
 def _statistics(
-    session: Session,
-    settings: Settings,
-    since: datetime,
-    until: datetime,
-    pipeline: str | None,
-    model: str | None,
+    session: Session, settings: Settings, query: StatsQuery
 ) -> tuple[list[qa_stats.VersionStats], list[qa_stats.Comparison]]:
-    rows = qa_findings.reviewed_findings(
-        session=session,
-        since=since,
-        until=until,
-        rate=settings.qa_negative_sample_rate,
-        pipeline=pipeline,
-        model=model,
-    )
     policy = qa_stats.DriftPolicy(
         threshold=settings.qa_drift_threshold,
         window_days=settings.qa_drift_window_days,
         min_findings=settings.qa_drift_min_findings,
     )
-    return (
-        qa_stats.version_stats(rows, since=since, until=until, drift=policy),
-        qa_stats.comparisons(rows, since=since, until=until),
+    tallies = qa_findings.tallied_findings(
+        session=session,
+        since=query.since,
+        until=query.until,
+        recent_from=query.until - timedelta(days=policy.window_days),
+        rate=settings.qa_negative_sample_rate,
+        pipeline=query.pipeline,
+        model=query.model,
     )
-
-
-PipelineFilter = Annotated[str | None, Query(max_length=64)]
-ModelFilter = Annotated[str | None, Query(max_length=128)]
+    pairs = qa_findings.paired_calls(
+        session=session,
+        since=query.since,
+        until=query.until,
+        pipeline=query.pipeline,
+        model=query.model,
+    )
+    return (
+        qa_stats.version_stats(tallies, since=query.since, until=query.until, drift=policy),
+        [qa_stats.comparison(pair) for pair in pairs],
+    )
 
 
 @router.get("/stats", dependencies=[STATISTICS], response_model=StatsPublic)
 def statistics(
-    session: SessionDep,
-    settings: SettingsDep,
-    auditor: AuditorDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    pipeline: PipelineFilter = None,
-    model: ModelFilter = None,
+    query: StatsQueryDep, session: SessionDep, settings: SettingsDep, auditor: AuditorDep
 ) -> StatsPublic:
     """Reviewed count, PPV, estimated sensitivity and specificity, reader agreement, drift."""
-    start, end = _period(since, until)
-    versions, pairs = _statistics(session, settings, start, end, pipeline, model)
-    auditor.record(Action.QUERY, Outcome.SUCCESS, detail=f"QA statistics {start} - {end}")
+    versions, pairs = _statistics(session, settings, query)
+    auditor.record(
+        Action.QUERY, Outcome.SUCCESS, detail=f"QA statistics {query.since} - {query.until}"
+    )
     return StatsPublic(
-        since=start,
-        until=end,
+        since=query.since,
+        until=query.until,
         negative_sample_rate=settings.qa_negative_sample_rate,
-        versions=[VersionStatsPublic.model_validate(v) for v in versions],
-        comparisons=[ComparisonPublic.model_validate(c) for c in pairs],
+        versions=versions,
+        comparisons=pairs,
     )
 
 
@@ -557,19 +470,16 @@ def statistics(
     responses={200: {"content": {"text/csv": {}}}},
 )
 def statistics_csv(
-    session: SessionDep,
-    settings: SettingsDep,
-    auditor: AuditorDep,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    pipeline: PipelineFilter = None,
-    model: ModelFilter = None,
+    query: StatsQueryDep, session: SessionDep, settings: SettingsDep, auditor: AuditorDep
 ) -> Response:
     """The statistics as CSV, one row per version."""
-    start, end = _period(since, until)
-    versions, _ = _statistics(session, settings, start, end, pipeline, model)
-    auditor.record(Action.RETRIEVE, Outcome.SUCCESS, detail=f"QA statistics CSV {start} - {end}")
-    name = f"qa-stats-{start:%Y%m%d}-{end:%Y%m%d}.csv"
+    versions, _ = _statistics(session, settings, query)
+    auditor.record(
+        Action.RETRIEVE,
+        Outcome.SUCCESS,
+        detail=f"QA statistics CSV {query.since} - {query.until}",
+    )
+    name = f"qa-stats-{query.since:%Y%m%d}-{query.until:%Y%m%d}.csv"
     return Response(
         qa_stats.to_csv(versions),
         media_type="text/csv; charset=utf-8",

@@ -30,6 +30,7 @@ from pacs_ai.api.deps import (
 )
 from pacs_ai.api.errors import ApiError
 from pacs_ai.api.events import EventKind, WorklistEvent, WorklistHub
+from pacs_ai.api.key_images import key_image_response
 from pacs_ai.archive.schema import utcnow
 from pacs_ai.archive.storage import StorageError
 from pacs_ai.dicomweb.routes.common import SERVICE, StudyUID
@@ -44,7 +45,7 @@ from pacs_ai.triage.worklist import (
     WorklistFilter,
     WorklistItem,
 )
-from pacs_ai.triage.worklist_dicom import KeyImage, key_image, render_key_image
+from pacs_ai.triage.worklist_dicom import KeyImage, key_image
 from pacs_ai.triage.worklist_reading import Changed, InvalidVerdict, ReadingConflict, Verdict
 
 log = logging.getLogger(__name__)
@@ -460,16 +461,7 @@ def finding_key_image(
     finding = next((f for f in found.findings if f.id == finding_id), None)
     if finding is None:
         raise ApiError(404, f"finding {finding_id} is not a current AI finding of this study")
-    located = _find_key_image(session, hub, finding)
-    if located is None:
-        raise ApiError(404, f"no stored image shows finding {finding_id}")
-    key, mask = located
-    png = render_key_image(
-        session=session,
-        storage=hub.context.storage,
-        key=key,
-        mask=mask,
-    )
+    answer = key_image_response(session=session, storage=hub.context.storage, finding=finding)
     auditor.record(
         Action.RETRIEVE,
         Outcome.SUCCESS,
@@ -477,7 +469,7 @@ def finding_key_image(
         study_uids=[study],
         detail=f"worklist key image of finding {finding_id}",
     )
-    return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=60"})
+    return answer
 
 
 def _act(

@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 
 from pacs_ai.qa.stats import (
     SAMPLE_MODULUS,
-    Comparison,
     DriftPolicy,
+    PairTally,
     ReviewedFinding,
     VersionStats,
-    comparisons,
+    comparison,
     estimated_proportion,
     in_negative_sample,
     to_csv,
@@ -33,8 +33,6 @@ UNTIL = datetime(2026, 2, 1, tzinfo=UTC)
 DAY = datetime(2026, 1, 10, 12, tzinfo=UTC)
 APPROX = 1e-4
 
-_ids = iter(range(1, 1_000_000))
-
 
 def finding(
     *,
@@ -45,22 +43,16 @@ def finding(
     version: str = "1.0",
     shadow: bool = False,
     model: str = "pe-net",
-    study: str = "1.2.3",
-    probability: float = 0.5,
     verdicts: int = 0,
     agreed: int = 0,
 ) -> ReviewedFinding:
     """A finding of pipeline ``ctpa`` with a fresh id."""
     return ReviewedFinding(
-        finding_id=next(_ids),
         pipeline="ctpa",
         model_name=model,
         model_version=version,
         shadow=shadow,
-        study_uid=study,
-        code="SCT:59282003",
         present=present,
-        probability=probability,
         created_at=created_at,
         decision=decision,
         sampled=sampled,
@@ -310,32 +302,8 @@ def test_drift_without_a_baseline() -> None:
     assert drift.recent_rate == 1.0 and not drift.alert
 
 
-def test_comparisons_count_pairs_per_version() -> None:
-    t0, t1 = DAY, DAY + timedelta(hours=1)
-
-    def pair(study: str, active: bool, shadow: bool, pa: float, ps: float) -> list[ReviewedFinding]:
-        return [
-            finding(present=active, study=study, probability=pa),
-            finding(present=shadow, study=study, probability=ps, version="2.0", shadow=True),
-        ]
-
-    findings = [
-        *pair("s1", True, True, 0.9, 0.8),
-        *pair("s2", False, False, 0.1, 0.2),
-        *pair("s3", False, True, 0.4, 0.6),
-        *pair("s4", True, False, 0.7, 0.3),
-        finding(present=True, study="s5"),  # no shadow run
-        finding(present=True, study="s6", shadow=True, version="2.0", model="other"),
-        # s6: re-run; the newest active call (negative, 0.2) pairs with the shadow's.
-        finding(present=True, study="s6", probability=0.9, created_at=t0),
-        finding(present=False, study="s6", probability=0.2, created_at=t1),
-        finding(present=False, study="s6", probability=0.1, version="2.0", shadow=True),
-        # Outside the period: ignored.
-        finding(present=True, study="s7", created_at=UNTIL),
-        finding(present=False, study="s7", version="2.0", shadow=True, created_at=UNTIL),
-    ]
-    (result,) = comparisons(findings, since=SINCE, until=UNTIL)
-    assert result == Comparison(
+def test_a_comparison_from_paired_calls() -> None:
+    tally = PairTally(
         pipeline="ctpa",
         model_name="pe-net",
         active_version="1.0",
@@ -345,27 +313,15 @@ def test_comparisons_count_pairs_per_version() -> None:
         both_negative=2,
         shadow_only=1,
         active_only=1,
-        agreement=result.agreement,
-        mean_abs_probability_difference=result.mean_abs_probability_difference,
+        abs_probability_difference=0.9,
     )
+    result = comparison(tally)
+    assert (result.studies, result.both_positive, result.shadow_only) == (5, 1, 1)
     # 3/5: centre = (0.6 + 0.384146) / 1.768292 = 0.556552, half = 0.325827.
     assert_interval(result.agreement, 0.6, 0.230724, 0.882379)
-    # |0.8-0.9| + |0.2-0.1| + |0.6-0.4| + |0.3-0.7| + |0.1-0.2| = 0.9, over 5 pairs.
     assert result.mean_abs_probability_difference == pytest.approx(0.18)
-
-
-def test_comparisons_group_by_version_pair() -> None:
-    findings = [
-        finding(present=True, study="a"),
-        finding(present=True, study="a", version="2.0", shadow=True),
-        finding(present=True, study="b", version="1.1"),
-        finding(present=False, study="b", version="2.0", shadow=True),
-    ]
-    result = comparisons(findings, since=SINCE, until=UNTIL)
-    assert [(c.active_version, c.shadow_version, c.studies, c.active_only) for c in result] == [
-        ("1.0", "2.0", 1, 0),
-        ("1.1", "2.0", 1, 1),
-    ]
+    empty = comparison(PairTally(**{**tally.__dict__, "studies": 0, "both_positive": 0}))
+    assert empty.agreement is None and empty.mean_abs_probability_difference is None
 
 
 def test_csv_has_a_header_and_a_row_per_version() -> None:
@@ -481,3 +437,74 @@ def test_weighted_estimate_is_a_proportion_within_its_interval(
     assert result is not None
     assert result.value == pytest.approx(a * wa / (a * wa + b * wb))
     assert 0.0 <= result.low <= result.value + 1e-12 and result.value - 1e-12 <= result.high <= 1.0
+
+
+def tally(findings: list[ReviewedFinding], recent_from: datetime) -> list[ReviewedFinding]:
+    """What the database sends for a period: alike findings as one row with a count."""
+    groups: dict[tuple[object, ...], list[ReviewedFinding]] = {}
+    for f in findings:
+        key = (
+            f.pipeline,
+            f.model_name,
+            f.model_version,
+            f.shadow,
+            f.present,
+            f.decision,
+            f.sampled,
+            f.created_at.date(),
+            f.created_at >= recent_from,
+        )
+        groups.setdefault(key, []).append(f)
+    return [
+        ReviewedFinding(
+            pipeline=group[0].pipeline,
+            model_name=group[0].model_name,
+            model_version=group[0].model_version,
+            shadow=group[0].shadow,
+            present=group[0].present,
+            created_at=max(f.created_at for f in group),
+            decision=group[0].decision,
+            sampled=group[0].sampled,
+            verdicts=sum(f.verdicts for f in group),
+            agreed=sum(f.agreed for f in group),
+            count=len(group),
+        )
+        for group in groups.values()
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.booleans(),
+            st.sampled_from([None, "accept", "reject", "correct"]),
+            st.booleans(),
+            st.integers(min_value=0, max_value=30 * 24 - 1),
+            st.sampled_from(["1.0", "2.0"]),
+            st.integers(min_value=0, max_value=2),
+        ),
+        min_size=1,
+        max_size=120,
+    )
+)
+def test_tallies_give_the_statistics_of_single_findings(
+    rows: list[tuple[bool, str | None, bool, int, str, int]],
+) -> None:
+    findings = [
+        finding(
+            present=present,
+            decision=decision,
+            sampled=sampled,
+            created_at=SINCE + timedelta(hours=hour),
+            version=version,
+            verdicts=verdicts,
+            agreed=min(verdicts, 1),
+        )
+        for present, decision, sampled, hour, version, verdicts in rows
+    ]
+    policy = DriftPolicy(threshold=0.1, window_days=7.5, min_findings=3)
+    recent_from = UNTIL - timedelta(days=policy.window_days)
+    one_by_one = version_stats(findings, since=SINCE, until=UNTIL, drift=policy)
+    tallied = version_stats(tally(findings, recent_from), since=SINCE, until=UNTIL, drift=policy)
+    assert tallied == one_by_one

@@ -1,4 +1,4 @@
-"""QA reviews of AI findings (append-only history)
+"""QA reviews of AI findings (append-only history); indexes for QA and model operations
 
 Revision ID: 0006
 Revises: 0005
@@ -48,14 +48,24 @@ def upgrade() -> None:
             ["study_instance_uid"],
             unique=False,
         )
+    with op.batch_alter_table("pipeline_job", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_job_model_state", ["model_name", "model_version", "state"], unique=False
+        )
     with op.batch_alter_table("finding", schema=None) as batch_op:
         batch_op.create_index("ix_finding_created_at", ["created_at"], unique=False)
+        batch_op.create_index(
+            "ix_finding_study_status", ["study_instance_uid", "status"], unique=False
+        )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
     with op.batch_alter_table("finding", schema=None) as batch_op:
+        batch_op.drop_index("ix_finding_study_status")
         batch_op.drop_index("ix_finding_created_at")
+    with op.batch_alter_table("pipeline_job", schema=None) as batch_op:
+        batch_op.drop_index("ix_job_model_state")
     with op.batch_alter_table("finding_review", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_finding_review_study_instance_uid"))
         batch_op.drop_index("ix_finding_review_finding")
