@@ -26,7 +26,7 @@ from pacs_ai.archive.schema import Instance, Series, Study
 from pacs_ai.archive.storage import Storage
 from pacs_ai.pipeline.definition import Pipeline
 from pacs_ai.pipeline.queue import enqueue, priority_for
-from pacs_ai.pipeline.schema import StudyRoute
+from pacs_ai.pipeline.schema import Job, StudyRoute
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,28 @@ def choose_input(
     return _choose(pipeline, matching) if matching else None
 
 
+def _already_run(session: Session, study_uid: str, pipeline: str, key: str) -> bool:
+    """Whether this input content has jobs of the pipeline already, of whichever version.
+
+    Routing sees a study again whenever it changes, our own SR and SEG included; the input
+    series is then the same, and its jobs were made when it was first complete. Without this
+    check, a version activated (or rolled back to) in the meantime would read it again:
+    activation takes effect on the next study, not on the last few.
+    """
+    return (
+        session.execute(
+            select(Job.id)
+            .where(
+                Job.study_instance_uid == study_uid,
+                Job.pipeline == pipeline,
+                Job.content_key == key,
+            )
+            .limit(1)
+        ).first()
+        is not None
+    )
+
+
 def _mark(session: Session, study: Study, pipeline: str, now: datetime) -> None:
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -159,6 +181,9 @@ def route_study(
         if not matching:
             continue
         chosen = _choose(pipeline, matching)
+        key = content_key(chosen)
+        if _already_run(session, study.study_instance_uid, pipeline.name, key):
+            continue
         for target in targets.get(pipeline.model_name, []):
             if pipeline.model_version is not None and target.version != pipeline.model_version:
                 continue
@@ -169,7 +194,7 @@ def route_study(
                     "series_instance_uid": chosen.series_instance_uid,
                     "pipeline": pipeline.name,
                     "pipeline_version": pipeline.version,
-                    "content_key": content_key(chosen),
+                    "content_key": key,
                     "model_name": target.name,
                     "model_version": target.version,
                     "shadow": target.shadow,

@@ -116,14 +116,15 @@ def test_rollback_takes_effect_and_replay_stores_nothing(
     new_study, new_patient = send_study(server, tmp_path, seed=41)
     (job,) = wait_for_jobs(database, count=1)
     assert (job.study_instance_uid, job.model_version, job.state) == (new_study, "0.2.0", "done")
-    # Storing the SR and SEG changed the study; let routing see that before the rollback, or
-    # the version active by then would (rightly) read the changed study again.
-    wait_until_routed(server)
 
+    # Roll back at once, while routing has yet to see the SR and SEG that changed the study:
+    # the version active by then must not read that study again.
     rolled = api.post("/rollback", json={"reason": "back to the validated version"})
     assert rolled.status_code == 200, rolled.text
     assert rolled.json()["activated"]["version"] == "0.1.0"
     old_study, _ = send_study(server, tmp_path, seed=42)
+    jobs = wait_for_jobs(database, count=2)
+    wait_until_routed(server)
     jobs = wait_for_jobs(database, count=2)
     assert [(j.study_instance_uid, j.model_version, j.shadow) for j in jobs] == [
         (new_study, "0.2.0", False),

@@ -18,6 +18,7 @@ from pacs_ai.pipeline.definition import load_pipelines
 from pacs_ai.pipeline.routing import ModelTarget, route_study, studies_to_route
 from pacs_ai.pipeline.schema import Job
 from pacs_ai.synth import generate_ct_head, generate_cxr
+from tests.factories import make_instance
 
 PIPELINES = load_pipelines(Path(__file__).resolve().parents[3] / "pipelines")
 TARGETS = {
@@ -115,3 +116,26 @@ def test_studies_no_pipeline_wants_are_marked_without_jobs(
             )
             == []
         )
+
+
+def test_our_results_do_not_make_a_newly_active_version_read_the_study_again(
+    ct_study: list[Dataset], ingestor: Ingestor, database: Database, storage: Storage
+) -> None:
+    assert route_all(database, storage, early=False, after=20) == 1
+    # The study changes (an SR of ours arrives: another series, the input untouched) while
+    # another version has become the active one.
+    ingestor.ingest(
+        make_instance(
+            study_uid=str(ct_study[0].StudyInstanceUID),
+            series_uid="1.2.826.0.1.3680043.8.498.78",
+            sop_uid="1.2.826.0.1.3680043.8.498.77",
+            PatientID=str(ct_study[0].PatientID),
+            Modality="SR",
+        )
+    )
+    TARGETS["ct-head-hemorrhage"].append(ModelTarget("ct-head-hemorrhage", "1.1.0", shadow=False))
+    try:
+        assert route_all(database, storage, early=False, after=20) == 0
+    finally:
+        TARGETS["ct-head-hemorrhage"].pop()
+    assert [job.model_version for job in jobs(database)] == ["1.0.0"]
