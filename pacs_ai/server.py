@@ -113,6 +113,8 @@ class Server:
         """Start listening, and the pipeline when enabled."""
         # pynetdicom logs identifiers at INFO; what it logs must not fill the disk with PHI.
         pynetdicom_config.LOG_HANDLER_LEVEL = "none"
+        # highdicom logs each module it copies into every SR and SEG at INFO: noise, not news.
+        logging.getLogger("highdicom").setLevel(logging.WARNING)
         if self.context.settings.pipelines_enabled:
             if self.context.settings.auto_register_models:
                 register_models(self.context)
