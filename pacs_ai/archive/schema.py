@@ -33,6 +33,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(value: datetime) -> datetime:
+    """``value`` with its time zone; SQLite hands back naive datetimes, which are UTC here."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 class Patient(Base):
     """A patient, identified by Patient ID within its issuer (PS3.3 C.7.1.1)."""
 

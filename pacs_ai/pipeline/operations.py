@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from pacs_ai.archive.schema import aware
 from pacs_ai.pipeline.queue import JobState
 from pacs_ai.pipeline.schema import Job
 
@@ -48,10 +48,6 @@ class VersionOperations:
     """Finished jobs per device kind (``cpu``, ``cuda``)."""
 
 
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _percentiles(values: list[float]) -> Percentiles | None:
     if not values:
         return None
@@ -80,12 +76,12 @@ def version_operations(*, session: Session, name: str, version: str) -> VersionO
         .limit(RECENT_JOBS)
     ).all()
     latency = [
-        (_aware(row.inferred_at) - _aware(row.started_at)).total_seconds() * 1000
+        (aware(row.inferred_at) - aware(row.started_at)).total_seconds() * 1000
         for row in recent
         if row.started_at is not None and row.inferred_at is not None
     ]
     to_result = [
-        (_aware(row.stored_at) - _aware(row.stable_at)).total_seconds()
+        (aware(row.stored_at) - aware(row.stable_at)).total_seconds()
         for row in recent
         if row.stored_at is not None
     ]

@@ -1,16 +1,16 @@
 """AI findings as QA reads them: the review queue, one finding in context, rows for statistics.
 
 Why a finding is in the queue is decided in SQL, one condition per reason, so that the queue
-pages and counts in the database at any size. The random sample of negatives is the same
-arithmetic in SQL and in Python (:func:`pacs_ai.qa.stats.in_negative_sample`), so the
-statistics know which reviewed negatives were drawn at random.
+pages and counts in the database at any size. The random sample of negatives is decided in
+SQL too, for the queue and for the statistics alike, with the arithmetic of
+:func:`pacs_ai.qa.stats.in_negative_sample` (its definition, which tests use to predict it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -18,7 +18,7 @@ from sqlalchemy import BigInteger, Integer, and_, case, cast, exists, func, or_,
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
-from pacs_ai.archive.schema import Patient, Study
+from pacs_ai.archive.schema import Patient, Study, aware
 from pacs_ai.pipeline.schema import FindingRow, Job
 from pacs_ai.qa.review import FindingNotFound
 from pacs_ai.qa.schema import FindingReview
@@ -88,11 +88,6 @@ class QueueFilter:
     include_reviewed: bool = False
 
 
-def aware(value: datetime) -> datetime:
-    """SQLite gives naive datetimes back; everything pacs-ai stores is UTC."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
 def _sampled(rate: float) -> ColumnElement[bool]:
     # BigInteger: ids times the multiplier pass 2**31 on PostgreSQL's INTEGER.
     threshold = round(rate * SAMPLE_MODULUS)
@@ -129,6 +124,14 @@ def _conditions(rate: float) -> dict[QueueReason, ColumnElement[bool]]:
             FindingRow.shadow.is_(False), FindingRow.present.is_(False), _sampled(rate)
         ),
     }
+
+
+def _flags(conditions: dict[QueueReason, ColumnElement[bool]]) -> list[Any]:
+    """One 0/1 column per reason, named after it, to tell why a row is in the queue."""
+    return [
+        case((condition, 1), else_=0).label(reason.value)
+        for reason, condition in conditions.items()
+    ]
 
 
 _COLUMNS = (
@@ -235,10 +238,7 @@ def queue(
         statement = statement.where(
             ~exists(select(FindingReview.id).where(FindingReview.finding_id == FindingRow.id))
         )
-    flags = [
-        case((condition, 1), else_=0).label(reason.value)
-        for reason, condition in conditions.items()
-    ]
+    flags = _flags(conditions)
     order = case(
         *((condition, rank) for rank, condition in enumerate(conditions.values())),
         else_=len(conditions),
@@ -280,10 +280,7 @@ def get_finding(*, session: Session, finding_id: int) -> FindingInfo:
 def queue_reasons(*, session: Session, finding_id: int, rate: float) -> list[QueueReason]:
     """Why the queue offers this finding (whether reviewed or not)."""
     conditions = _conditions(rate)
-    flags = [
-        case((condition, 1), else_=0).label(reason.value)
-        for reason, condition in conditions.items()
-    ]
+    flags = _flags(conditions)
     row = session.execute(
         select(*flags)
         .select_from(FindingRow)
@@ -316,49 +313,6 @@ def counterpart(*, session: Session, finding: FindingInfo) -> FindingInfo | None
     return _info(row) if row is not None else None
 
 
-def _reviewed(since: datetime, until: datetime, pipeline: str | None, model: str | None) -> Any:
-    """Current findings of the period joined to their latest review and verdict counts.
-
-    Returns the joins and conditions to select from, and the three joined selectables.
-    """
-    latest_id = (
-        select(FindingReview.finding_id, func.max(FindingReview.id).label("review_id"))
-        .group_by(FindingReview.finding_id)
-        .subquery()
-    )
-    latest = aliased(FindingReview)
-    verdicts = (
-        select(
-            FindingAgreement.finding_id,
-            func.count().label("verdicts"),
-            func.sum(case((FindingAgreement.agrees.is_(True), 1), else_=0)).label("agreed"),
-        )
-        .group_by(FindingAgreement.finding_id)
-        .subquery()
-    )
-
-    def source(statement: Any) -> Any:
-        statement = (
-            statement.select_from(FindingRow)
-            .join(Job, Job.id == FindingRow.job_id)
-            .outerjoin(latest_id, latest_id.c.finding_id == FindingRow.id)
-            .outerjoin(latest, latest.id == latest_id.c.review_id)
-            .outerjoin(verdicts, verdicts.c.finding_id == FindingRow.id)
-            .where(
-                FindingRow.status == "current",
-                FindingRow.created_at >= since,
-                FindingRow.created_at < until,
-            )
-        )
-        if pipeline:
-            statement = statement.where(Job.pipeline == pipeline)
-        if model:
-            statement = statement.where(FindingRow.model_name == model)
-        return statement
-
-    return source, latest, verdicts
-
-
 def _utc_day(session: Session) -> Any:
     """The UTC calendar day of a finding, in the session's SQL dialect."""
     if session.get_bind().dialect.name == "postgresql":
@@ -382,7 +336,21 @@ def tallied_findings(
     ``recent_from`` (the drift window's start), with its count and verdict sums, dated by the
     newest finding it holds; a busy period is then a few thousand rows, not every finding.
     """
-    source, latest, verdicts = _reviewed(since, until, pipeline, model)
+    latest_id = (
+        select(FindingReview.finding_id, func.max(FindingReview.id).label("review_id"))
+        .group_by(FindingReview.finding_id)
+        .subquery()
+    )
+    latest = aliased(FindingReview)
+    verdicts = (
+        select(
+            FindingAgreement.finding_id,
+            func.count().label("verdicts"),
+            func.sum(case((FindingAgreement.agrees.is_(True), 1), else_=0)).label("agreed"),
+        )
+        .group_by(FindingAgreement.finding_id)
+        .subquery()
+    )
     sampled = case((_sampled(rate), 1), else_=0)
     recent = case((FindingRow.created_at >= recent_from, 1), else_=0)
     keys = (
@@ -396,7 +364,7 @@ def tallied_findings(
         _utc_day(session),
         recent,
     )
-    statement = source(
+    statement = (
         select(
             *keys[:7],
             func.max(FindingRow.created_at),
@@ -404,7 +372,22 @@ def tallied_findings(
             func.coalesce(func.sum(verdicts.c.verdicts), 0),
             func.coalesce(func.sum(verdicts.c.agreed), 0),
         )
-    ).group_by(*keys)
+        .select_from(FindingRow)
+        .join(Job, Job.id == FindingRow.job_id)
+        .outerjoin(latest_id, latest_id.c.finding_id == FindingRow.id)
+        .outerjoin(latest, latest.id == latest_id.c.review_id)
+        .outerjoin(verdicts, verdicts.c.finding_id == FindingRow.id)
+        .where(
+            FindingRow.status == "current",
+            FindingRow.created_at >= since,
+            FindingRow.created_at < until,
+        )
+        .group_by(*keys)
+    )
+    if pipeline:
+        statement = statement.where(Job.pipeline == pipeline)
+    if model:
+        statement = statement.where(FindingRow.model_name == model)
     return [
         ReviewedFinding(
             pipeline=pipeline_name,

@@ -39,7 +39,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -47,7 +47,7 @@ from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from pacs_ai.archive.db import Database
-from pacs_ai.archive.schema import Patient, Series, Study, utcnow
+from pacs_ai.archive.schema import Patient, Series, Study, aware, utcnow
 from pacs_ai.config import Settings
 from pacs_ai.pipeline.schema import FindingRow
 from pacs_ai.registry.schema import ModelState, ModelVersion
@@ -218,11 +218,6 @@ class WorklistPage:
     items: list[WorklistItem]
     total: int
     computed_at: datetime
-
-
-def aware(value: datetime) -> datetime:
-    """``value`` with its time zone; SQLite hands back naive datetimes, which are UTC here."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _aware_or_none(value: datetime | None) -> datetime | None:

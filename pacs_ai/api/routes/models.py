@@ -18,11 +18,11 @@ from sqlalchemy.orm import Session
 
 from pacs_ai.api.deps import AuditorDep, ContextDep, CurrentUser, SessionDep, allow
 from pacs_ai.api.errors import ApiError
+from pacs_ai.archive.schema import aware
 from pacs_ai.pipeline import replay as replays
 from pacs_ai.pipeline.definition import Pipeline, PipelineError, load_pipelines
 from pacs_ai.pipeline.dispatcher import Dispatcher
 from pacs_ai.pipeline.operations import version_operations
-from pacs_ai.qa.findings import aware
 from pacs_ai.registry import service as registry
 from pacs_ai.registry.card import render_card
 from pacs_ai.registry.errors import BundleError, RegistryError, StateConflict

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from pacs_ai.api.deps import AuditorDep, ContextDep, CurrentUser, SessionDep, SettingsDep, allow
 from pacs_ai.api.errors import ApiError
 from pacs_ai.api.key_images import key_image_response
-from pacs_ai.archive.schema import utcnow
+from pacs_ai.archive.schema import aware, utcnow
 from pacs_ai.config import Settings
 from pacs_ai.qa import findings as qa_findings
 from pacs_ai.qa import review as qa_review
@@ -188,7 +188,7 @@ def _finding(info: FindingInfo) -> FindingPublic:
 
 def _review(row: FindingReview) -> ReviewPublic:
     public = ReviewPublic.model_validate(row)
-    return public.model_copy(update={"created_at": qa_findings.aware(row.created_at)})
+    return public.model_copy(update={"created_at": aware(row.created_at)})
 
 
 @router.get("/reasons", dependencies=[VIEW], response_model=dict[Decision, list[ReasonPublic]])
@@ -290,7 +290,7 @@ def get_finding(
             reader=v.reader,
             agrees=v.agrees,
             comment=v.comment,
-            created_at=qa_findings.aware(v.created_at),
+            created_at=aware(v.created_at),
         )
         for v in worklist_reading.agreements(session=session, study_uid=info.study_uid)
         if v.finding_id == finding_id
@@ -405,8 +405,8 @@ def stats_query(
     model: Annotated[str | None, Query(max_length=128)] = None,
 ) -> StatsQuery:
     """The period asked for, by default the last 90 days; 400 when it ends before it starts."""
-    end = qa_findings.aware(until) if until is not None else utcnow()
-    start = qa_findings.aware(since) if since is not None else end - DEFAULT_PERIOD
+    end = aware(until) if until is not None else utcnow()
+    start = aware(since) if since is not None else end - DEFAULT_PERIOD
     if start >= end:
         raise ApiError(400, "since must be before until")
     return StatsQuery(start, end, pipeline, model)

@@ -31,7 +31,7 @@ from pacs_ai.api.deps import (
 from pacs_ai.api.errors import ApiError
 from pacs_ai.api.events import EventKind, WorklistEvent, WorklistHub
 from pacs_ai.api.key_images import key_image_response
-from pacs_ai.archive.schema import utcnow
+from pacs_ai.archive.schema import aware, utcnow
 from pacs_ai.archive.storage import StorageError
 from pacs_ai.dicomweb.routes.common import SERVICE, StudyUID
 from pacs_ai.security.audit import Action, Outcome
@@ -414,7 +414,7 @@ def get_study(
             reader=v.reader,
             agrees=v.agrees,
             comment=v.comment,
-            created_at=worklist.aware(v.created_at),
+            created_at=aware(v.created_at),
         )
         for v in worklist_reading.agreements(session=session, study_uid=study)
     ]
