@@ -2,11 +2,14 @@
 
 One command: ``.venv/bin/python benchmarks/dicomweb.py`` prints a table of
 
-- STOW-RS ingest rate (instances/s), batches of 50 synthetic CT instances;
+- STOW-RS ingest rate (instances/s), batches of 50 synthetic CT instances, one request at a
+  time and four at once;
 - QIDO-RS study search latency (p50/p95 ms) with ``--instances`` (10,000) in the archive;
 - WADO-RS series retrieve throughput (MB/s);
 
-for pacs-ai (SQLite index, the default) and Orthanc (its default SQLite index), and the ratio.
+for pacs-ai (SQLite index, the default) as configured out of the box, pacs-ai with one
+ingest process per core (``PACS_AI_INGEST_PROCESSES``), and Orthanc (its default SQLite
+index), with the ratios.
 Run as root, the script re-runs itself inside a new network namespace (``unshare --net``,
 loopback up) so that both servers and the client see nothing but loopback. Orthanc is skipped
 when ``/usr/sbin/Orthanc`` or its DICOMweb plugin is missing.
@@ -26,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +45,8 @@ BATCH = 50
 INSTANCES_PER_STUDY = 10
 SERIES_SIZE = 200
 QUERIES = 60
+STOW_CLIENTS = 4
+CONCURRENT_BATCHES = 10  # per client: 2,000 instances in all
 
 
 @dataclass
@@ -48,6 +54,7 @@ class Result:
     """The measures of one server."""
 
     stow_rate: float
+    stow4_rate: float
     qido_p50_ms: float
     qido_p95_ms: float
     wado_mb_s: float
@@ -130,6 +137,7 @@ def measure(client: httpx.Client, instances: int, seed: str) -> Result:
         answer.raise_for_status()
         if "PatientID" in params:
             assert answer.json(), params
+    stow4_rate = concurrent_stow(client, synthetic)
     study, series = generate_uid(), generate_uid()
     series_parts = [synthetic.next(series=series, study=study) for _ in range(SERIES_SIZE)]
     for offset in range(0, SERIES_SIZE, BATCH):
@@ -153,10 +161,30 @@ def measure(client: httpx.Client, instances: int, seed: str) -> Result:
         assert size > sum(len(p) for p in series_parts)
     return Result(
         stow_rate=stow_rate,
+        stow4_rate=stow4_rate,
         qido_p50_ms=percentile(latencies, 0.5),
         qido_p95_ms=percentile(latencies, 0.95),
         wado_mb_s=statistics.median(rates),
     )
+
+
+def concurrent_stow(client: httpx.Client, synthetic: Synthetic) -> float:
+    """Instances/s with STOW_CLIENTS requests in flight at once (bodies built beforehand)."""
+    bodies = [
+        multipart([synthetic.next() for _ in range(BATCH)])
+        for _ in range(STOW_CLIENTS * CONCURRENT_BATCHES)
+    ]
+
+    def send(mine: list[tuple[bytes, str]]) -> None:
+        for body, content_type in mine:
+            client.post(
+                "studies", content=body, headers={"Content-Type": content_type}
+            ).raise_for_status()
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(STOW_CLIENTS) as pool:
+        list(pool.map(send, [bodies[i::STOW_CLIENTS] for i in range(STOW_CLIENTS)]))
+    return len(bodies) * BATCH / (time.perf_counter() - start)
 
 
 def _free_port() -> int:
@@ -165,15 +193,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_pacs_ai(instances: int, work: Path) -> Result:
+def run_pacs_ai(instances: int, work: Path, ingest_processes: int = 0) -> Result:
     """``pacs-ai serve`` in its own process (as Orthanc runs in its own), SQLite, an admin token.
 
     In the benchmark's process the server would share one interpreter lock with the client
     that builds and sends the instances, and measure the client as much as the server.
+    ``ingest_processes``: ``PACS_AI_INGEST_PROCESSES`` (0: ingest in the server process).
     """
     http_port = _free_port()
     env = {
         **os.environ,
+        "PACS_AI_INGEST_PROCESSES": str(ingest_processes),
         "PACS_AI_DATA_DIR": str(work / "pacs-ai"),
         "PACS_AI_HTTP_PORT": str(http_port),
         "PACS_AI_DIMSE_PORT": str(_free_port()),
@@ -274,19 +304,21 @@ def table(rows: dict[str, list[Result]]) -> str:
 
     fields = [
         ("STOW-RS ingest (instances/s, batches of 50)", "stow_rate", True),
+        ("STOW-RS ingest, 4 requests at once (instances/s)", "stow4_rate", True),
         ("QIDO-RS study search p50 (ms)", "qido_p50_ms", False),
         ("QIDO-RS study search p95 (ms)", "qido_p95_ms", False),
         ("WADO-RS series retrieve (MB/s)", "wado_mb_s", True),
     ]
     names = list(rows)
-    header = f"{'measure':<46}" + "".join(f"{n:>12}" for n in names)
+    ours = [n for n in names if n != "orthanc"]
+    header = f"{'measure':<50}" + "".join(f"{n:>16}" for n in names)
     if "orthanc" in rows:
-        header += f"{'pacs-ai/orthanc':>18}"
+        header += "".join(f"{n + '/orthanc':>24}" for n in ours)
     lines = [header, "-" * len(header)]
     for label, field, _higher_better in fields:
-        line = f"{label:<46}" + "".join(f"{median(n, field):>12.1f}" for n in names)
+        line = f"{label:<50}" + "".join(f"{median(n, field):>16.1f}" for n in names)
         if "orthanc" in rows:
-            line += f"{median('pacs-ai', field) / median('orthanc', field):>18.2f}"
+            line += "".join(f"{median(n, field) / median('orthanc', field):>24.2f}" for n in ours)
         lines.append(line)
     return "\n".join(lines)
 
@@ -297,6 +329,12 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=1, help="runs per server (medians shown)")
     parser.add_argument("--no-orthanc", action="store_true")
+    parser.add_argument(
+        "--ingest-processes",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="PACS_AI_INGEST_PROCESSES of the second pacs-ai set-up (default: one per core)",
+    )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.inside and os.geteuid() == 0 and shutil.which("unshare"):
@@ -304,18 +342,25 @@ def main() -> None:
         script = "ip link set lo up && exec " + " ".join(f"'{c}'" for c in command)
         sys.exit(subprocess.call(["unshare", "--net", "sh", "-c", script]))
     with_orthanc = not args.no_orthanc and ORTHANC.is_file() and ORTHANC_PLUGIN.is_file()
-    rows: dict[str, list[Result]] = {"pacs-ai": []}
+    pooled = f"pacs-ai x{args.ingest_processes}"
+    runners: dict[str, Callable[[int, Path], Result]] = {
+        "pacs-ai": run_pacs_ai,
+        pooled: lambda n, work: run_pacs_ai(n, work, args.ingest_processes),
+    }
     if with_orthanc:
-        rows["orthanc"] = []
+        runners["orthanc"] = run_orthanc
+    rows: dict[str, list[Result]] = {name: [] for name in runners}
     for run in range(args.runs):
-        for name in rows:
+        for name, runner in runners.items():
             with tempfile.TemporaryDirectory(prefix="bench-dicomweb-") as work:
                 started = time.perf_counter()
-                runner = run_pacs_ai if name == "pacs-ai" else run_orthanc
                 rows[name].append(runner(args.instances, Path(work)))
                 elapsed = time.perf_counter() - started
                 print(f"run {run + 1}: {name} done in {elapsed:.0f} s", file=sys.stderr)
-    print(f"{args.instances} instances, {args.runs} run(s) per server, loopback only")
+    print(
+        f"{args.instances} instances, {args.runs} run(s) per server, loopback only; "
+        f"{pooled}: PACS_AI_INGEST_PROCESSES={args.ingest_processes}"
+    )
     print(table(rows))
 
 

@@ -81,18 +81,27 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated calling AE titles allowed to associate; empty allows any",
     )
-    max_associations: int = Field(default=16, ge=1)
+    max_associations: int = Field(
+        default=16, ge=1, description="Concurrent DIMSE associations, per DIMSE process"
+    )
+    dimse_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes accepting DIMSE associations on the one port (SO_REUSEPORT); "
+        "one per CPU core lets concurrent C-STOREs use every core",
+    )
     acse_timeout_s: float = Field(default=30.0, gt=0)
     dimse_timeout_s: float = Field(default=60.0, gt=0)
     network_timeout_s: float = Field(
         default=60.0, gt=0, description="An association idle this long is aborted"
     )
-    dimse_poll_interval_s: float = Field(
-        default=0.0002,
-        gt=0,
-        le=0.01,
-        description="How long an association's network thread sleeps when it has nothing to "
-        "do; pynetdicom's 1 ms default caps one association at ~300 objects/s",
+    ingest_processes: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="Worker processes that ingest the parts of a STOW-RS request side by side; "
+        "0 ingests in the server process",
     )
     max_pdu_bytes: int = Field(default=262_144, ge=4096, description="Largest PDU we receive")
     max_object_bytes: int = Field(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from pynetdicom import _config as pynetdicom_config
 from pynetdicom.transport import ThreadedAssociationServer
@@ -14,10 +14,12 @@ from pacs_ai.api.http import HttpServer
 from pacs_ai.api.metrics import Metrics
 from pacs_ai.archive.db import Database
 from pacs_ai.archive.ingest import Ingestor
+from pacs_ai.archive.ingest_pool import IngestPool
 from pacs_ai.archive.storage import Storage
 from pacs_ai.config import Settings
 from pacs_ai.dimse.ae import start_server
 from pacs_ai.dimse.context import DimseContext
+from pacs_ai.dimse.workers import DimseWorkers
 from pacs_ai.pipeline.definition import load_pipelines
 from pacs_ai.pipeline.dispatcher import Dispatcher
 from pacs_ai.pipeline.metrics import PipelineCollector
@@ -31,11 +33,15 @@ from pacs_ai.security.audit import AuditLog
 log = logging.getLogger(__name__)
 
 
-def build_context(settings: Settings) -> DimseContext:
-    """The shared services of one process, with the database brought up to date."""
+def build_context(settings: Settings, *, upgrade: bool = True) -> DimseContext:
+    """The shared services of one process, with the database brought up to date.
+
+    ``upgrade=False`` for a DIMSE worker, whose main process has migrated the database.
+    """
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.effective_database_url)
-    database.upgrade()
+    if upgrade:
+        database.upgrade()
     storage = Storage(settings.storage_dir)
     ingestor = Ingestor(
         database,
@@ -50,6 +56,16 @@ def build_context(settings: Settings) -> DimseContext:
         ingestor=ingestor,
         audit=AuditLog(database),
     )
+
+
+def start_ingest_pool(context: DimseContext) -> DimseContext:
+    """The context with its ingest processes running, when the settings ask for them."""
+    if context.settings.ingest_processes == 0:
+        return context
+    pool = IngestPool(context.settings)
+    pool.warm_up()
+    log.info("%d ingest processes ready", pool.processes)
+    return replace(context, ingest_pool=pool)
 
 
 def register_models(context: DimseContext) -> None:
@@ -105,6 +121,7 @@ class Server:
 
     context: DimseContext
     dimse: ThreadedAssociationServer | None = None
+    dimse_workers: DimseWorkers | None = None
     http: HttpServer | None = None
     dispatcher: Dispatcher | None = None
     stopped: threading.Event = field(default_factory=threading.Event)
@@ -115,15 +132,19 @@ class Server:
         pynetdicom_config.LOG_HANDLER_LEVEL = "none"
         # highdicom logs each module it copies into every SR and SEG at INFO: noise, not news.
         logging.getLogger("highdicom").setLevel(logging.WARNING)
+        self.context = start_ingest_pool(self.context)
         if self.context.settings.pipelines_enabled:
             if self.context.settings.auto_register_models:
                 register_models(self.context)
             self.dispatcher = build_dispatcher(self.context)
             self.dispatcher.start()
-        self.dimse = start_server(self.context)
+        settings = self.context.settings
+        self.dimse = start_server(self.context, reuse_port=settings.dimse_workers > 1)
+        if settings.dimse_workers > 1:
+            self.dimse_workers = DimseWorkers(settings, self.dimse_port)
+            self.dimse_workers.start()
         metrics = Metrics(self.context.database, associations=self._open_associations)
         metrics.registry.register(PipelineCollector(self.context.database))
-        settings = self.context.settings
         self.http = HttpServer(
             create_app(self.context, metrics=metrics, dispatcher=self.dispatcher),
             settings.http_host,
@@ -132,8 +153,12 @@ class Server:
         )
         self.http.start()
 
-    def _open_associations(self) -> int:
-        return len(self.dimse.active_associations) if self.dimse is not None else 0
+    def _open_associations(self) -> dict[int, int]:
+        """Open associations per DIMSE process: 0 is this one, then the workers' slots."""
+        counts = {0: len(self.dimse.active_associations) if self.dimse is not None else 0}
+        if self.dimse_workers is not None:
+            counts.update(self.dimse_workers.active_associations())
+        return counts
 
     @property
     def http_port(self) -> int:
@@ -154,6 +179,9 @@ class Server:
             self.http.app.state.worklist.close()
             self.http.stop()
             self.http = None
+        if self.dimse_workers is not None:
+            self.dimse_workers.stop()
+            self.dimse_workers = None
         if self.dimse is not None:
             self.dimse.shutdown()
             self.dimse = None
@@ -161,6 +189,8 @@ class Server:
             self.dispatcher.stop()
             self.dispatcher.runtime.shutdown()
             self.dispatcher = None
+        if self.context.ingest_pool is not None:
+            self.context.ingest_pool.close()
         if self.context.audit is not None:
             self.context.audit.close()
         self.context.database.dispose()

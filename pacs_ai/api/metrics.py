@@ -28,7 +28,9 @@ from pacs_ai.archive.schema import Instance
 class _ArchiveCollector(Collector):
     """Instances and bytes in the archive, and open DIMSE associations, read at scrape time."""
 
-    def __init__(self, database: Database, associations: Callable[[], int] | None) -> None:
+    def __init__(
+        self, database: Database, associations: Callable[[], dict[int, int]] | None
+    ) -> None:
         self.database = database
         self.associations = associations
 
@@ -48,16 +50,21 @@ class _ArchiveCollector(Collector):
             pass  # /readyz reports the database; a scrape must not fail for it
         if self.associations is not None:
             active = GaugeMetricFamily(
-                "pacs_ai_dimse_associations_active", "Open DIMSE associations"
+                "pacs_ai_dimse_associations_active",
+                "Open DIMSE associations, per DIMSE process (0: the main one)",
+                labels=["process"],
             )
-            active.add_metric([], float(self.associations()))
+            for process, count in sorted(self.associations().items()):
+                active.add_metric([str(process)], float(count))
             yield active
 
 
 class Metrics:
     """The metrics of one server."""
 
-    def __init__(self, database: Database, associations: Callable[[], int] | None = None) -> None:
+    def __init__(
+        self, database: Database, associations: Callable[[], dict[int, int]] | None = None
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "pacs_ai_http_requests",

@@ -6,6 +6,8 @@ composition root; no handler creates its own.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -68,21 +70,39 @@ def _begin_sqlite(conn: Any) -> None:
 
 
 class _SerializedSessions(sessionmaker[Session]):
-    """Write transactions that take turns inside this process.
+    """Write transactions that take turns, across threads and across processes.
 
-    SQLite has one writer at a time; threads that meet its lock wait in SQLite's busy
-    handler, which sleeps in growing steps up to 100 ms. A Python lock hands the turn over
-    at once, so concurrent associations do not stall each other.
+    SQLite has one writer at a time; a writer that meets its lock waits in SQLite's busy
+    handler, which sleeps in growing steps up to 100 ms. A thread lock, then an exclusive
+    ``flock`` on a file beside the database (several DIMSE processes write to one index),
+    hand the turn over the moment it is free instead. Writers that do not take part (a
+    command-line tool, say) still fall back on the busy handler.
     """
 
-    def __init__(self, bind: Engine) -> None:
+    def __init__(self, bind: Engine, lock_path: Path | None) -> None:
         super().__init__(bind, expire_on_commit=False)
         self._turn = threading.Lock()
+        self._lock_fd = (
+            os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o640) if lock_path is not None else None
+        )
 
     @contextmanager
     def begin(self) -> Iterator[Session]:
-        with self._turn, super().begin() as session:
-            yield session
+        with self._turn:
+            if self._lock_fd is not None:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+            try:
+                with super().begin() as session:
+                    yield session
+            finally:
+                if self._lock_fd is not None:
+                    fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        """Release the lock file's descriptor."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
 
 class Database:
@@ -94,7 +114,9 @@ class Database:
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
         self.write_sessions: sessionmaker[Session] = (
-            _SerializedSessions(self.engine.execution_options(sqlite_begin="IMMEDIATE"))
+            _SerializedSessions(
+                self.engine.execution_options(sqlite_begin="IMMEDIATE"), _write_lock_path(url)
+            )
             if self.is_sqlite
             else sessionmaker(self.engine, expire_on_commit=False)
         )
@@ -106,6 +128,16 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
+        if isinstance(self.write_sessions, _SerializedSessions):
+            self.write_sessions.close()
+
+
+def _write_lock_path(url: str) -> Path | None:
+    """``<database>.write-lock`` for a SQLite file; None for an in-memory database."""
+    path = url.split("///", 1)[-1]
+    if not path or path == ":memory:":
+        return None
+    return Path(path + ".write-lock")
 
 
 def alembic_config(url: str) -> Config:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from io import BytesIO
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 from pydicom import dcmread
 from pydicom.datadict import dictionary_has_tag, dictionary_VR
@@ -29,7 +29,7 @@ from pydicom.dataset import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Integer, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -37,6 +37,7 @@ from sqlalchemy.orm import Session
 
 from pacs_ai.archive.db import Database
 from pacs_ai.archive.group_commit import GroupCommit
+from pacs_ai.archive.prepared import PreparedStatement
 from pacs_ai.archive.schema import Instance, Patient, Series, Study, utcnow
 from pacs_ai.archive.storage import Storage, StorageError
 from pacs_ai.dicom.uids import is_valid_uid
@@ -85,6 +86,10 @@ class IngestError(Exception):
         super().__init__(reason)
         self.kind = kind
         self.reason = reason
+
+    def __reduce__(self) -> tuple[type[IngestError], tuple[IngestErrorKind, str]]:
+        """Pickled with both arguments, so that it crosses from an ingest process intact."""
+        return IngestError, (self.kind, self.reason)
 
 
 class Outcome(StrEnum):
@@ -403,6 +408,63 @@ class _RowIdCache:
             self._ids.clear()
 
 
+_INSTANCE_COLUMNS = (
+    "sop_instance_uid",
+    "series_pk",
+    "size_bytes",
+    "sha256",
+    "path",
+    "received_at",
+    "sop_class_uid",
+    "instance_number",
+    "transfer_syntax_uid",
+    "rows",
+    "columns",
+    "number_of_frames",
+    "acquisition_datetime",
+    "acquisition_datetime_norm",
+)
+
+
+class _HotStatements:
+    """The statements of the common case, one more instance of a known series, precompiled."""
+
+    def __init__(self, database: Database) -> None:
+        dialect = database.engine.dialect
+        instance = cast(Table, Instance.__table__)
+        series = cast(Table, Series.__table__)
+        study = cast(Table, Study.__table__)
+        now = bindparam("now", type_=series.c.updated_at.type)
+        self.existing = PreparedStatement(
+            select(instance.c.sha256, instance.c.path).where(
+                instance.c.sop_instance_uid == bindparam("uid")
+            ),
+            dialect,
+        )
+        self.insert_instance = PreparedStatement(
+            insert(instance).values(
+                {name: bindparam(name, type_=instance.c[name].type) for name in _INSTANCE_COLUMNS}
+            ),
+            dialect,
+        )
+        self.count_series = PreparedStatement(
+            update(series)
+            .where(series.c.id == bindparam("pk"))
+            .values(num_instances=series.c.num_instances + 1, updated_at=now),
+            dialect,
+        )
+        self.count_study = PreparedStatement(
+            update(study)
+            .where(study.c.id == bindparam("pk"))
+            .values(
+                num_instances=study.c.num_instances + 1,
+                num_series=study.c.num_series + bindparam("new_series", type_=Integer()),
+                updated_at=now,
+            ),
+            dialect,
+        )
+
+
 class Ingestor:
     """Takes Part 10 streams into the archive; thread-safe, one per process."""
 
@@ -414,6 +476,7 @@ class Ingestor:
         self.overwrite = overwrite
         self.max_object_bytes = max_object_bytes
         self._ids = _RowIdCache()
+        self._sql = _HotStatements(database)
         self._group_commit: GroupCommit[_IndexRequest, str | None] = GroupCommit(self._index_batch)
 
     def ingest(self, data: bytes, *, expected_sop_class: str | None = None) -> IngestResult:
@@ -440,12 +503,23 @@ class Ingestor:
             self._ids.clear()
             return self._store(parsed, data, digest)
 
+    def ingest_many(
+        self, items: Iterable[bytes]
+    ) -> Iterator[tuple[bytes, IngestResult | IngestError]]:
+        """Each object with its result or refusal, one after the other in this process.
+
+        :class:`~pacs_ai.archive.ingest_pool.IngestPool` does the same in worker processes.
+        """
+        for data in items:
+            try:
+                yield data, self.ingest(data)
+            except IngestError as exc:
+                yield data, exc
+
     def _store(self, parsed: _Parsed, data: bytes, digest: str) -> IngestResult:
-        with self.database.sessions() as session:
-            existing = session.execute(
-                select(Instance.sha256, Instance.path).where(
-                    Instance.sop_instance_uid == parsed.sop_instance_uid
-                )
+        with self.database.engine.connect() as connection:
+            existing = self._sql.existing.execute(
+                connection, {"uid": parsed.sop_instance_uid}
             ).first()
         if existing is not None and existing.sha256 == digest:
             self._repair_file(existing.path, data)
@@ -587,30 +661,23 @@ class Ingestor:
         )
         if old_path is not None:
             self._refresh_attributes(session, parsed, patient_pk, study_pk, series_pk)
-        session.execute(
-            insert(Instance).values(
-                sop_instance_uid=parsed.sop_instance_uid,
-                series_pk=series_pk,
-                size_bytes=size,
-                sha256=digest,
-                path=relative,
-                received_at=now,
+        connection = session.connection()
+        self._sql.insert_instance.execute(
+            connection,
+            {
+                "sop_instance_uid": parsed.sop_instance_uid,
+                "series_pk": series_pk,
+                "size_bytes": size,
+                "sha256": digest,
+                "path": relative,
+                "received_at": now,
                 **parsed.instance,
-            )
+            },
         )
-        session.execute(
-            update(Series)
-            .where(Series.id == series_pk)
-            .values(num_instances=Series.num_instances + 1, updated_at=now)
-        )
-        session.execute(
-            update(Study)
-            .where(Study.id == study_pk)
-            .values(
-                num_instances=Study.num_instances + 1,
-                num_series=Study.num_series + (1 if series_key in created else 0),
-                updated_at=now,
-            )
+        self._sql.count_series.execute(connection, {"pk": series_pk, "now": now})
+        self._sql.count_study.execute(
+            connection,
+            {"pk": study_pk, "new_series": 1 if series_key in created else 0, "now": now},
         )
         return old_path
 

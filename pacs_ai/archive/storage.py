@@ -30,6 +30,7 @@ class Storage:
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
+        self._prefix = str(self.root) + os.sep
 
     def relative_path(self, sop_instance_uid: str, sha256: str) -> str:
         """Where an object with this UID and content lives, relative to the root.
@@ -45,11 +46,15 @@ class Storage:
         return f"{fan[:2]}/{fan[2:4]}/{sop_instance_uid}.{sha256[:16]}.dcm"
 
     def absolute(self, relative: str) -> Path:
-        """The file for a stored relative path; refuses paths that leave the root."""
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root):
+        """The file for a stored relative path; refuses paths that leave the root.
+
+        Lexical: ``..`` and absolute paths are caught without a system call per path
+        component. The store itself creates no symbolic links.
+        """
+        path = os.path.normpath(os.path.join(self.root, relative))
+        if not path.startswith(self._prefix):
             raise StorageError(f"path outside the store: {relative!r}")
-        return path
+        return Path(path)
 
     def exists(self, relative: str) -> bool:
         """True when the object file is present."""
@@ -62,13 +67,15 @@ class Storage:
         (unless damaged, which the size check catches and the rewrite repairs).
         """
         path = self.absolute(relative)
-        if path.is_file() and path.stat().st_size == len(data):
-            return False
+        try:
+            if path.stat().st_size == len(data):
+                return False
+        except OSError:  # absent (or unreadable, which the write below reports)
+            pass
         folder = path.parent
-        folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".tmp-{secrets.token_hex(8)}"
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            fd = self._create(tmp)
             try:
                 view = memoryview(data)
                 while view:
@@ -83,6 +90,19 @@ class Storage:
             tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write object: {exc.strerror or exc}") from exc
         return True
+
+    def _create(self, path: Path) -> int:
+        """A new file for writing; its folders are made (durably) on first use only."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            return os.open(path, flags, 0o640)
+        except FileNotFoundError:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            folder = path.parent
+            while folder != self.root and folder != folder.parent:
+                _fsync_dir(folder.parent)
+                folder = folder.parent
+            return os.open(path, flags, 0o640)
 
     def remove(self, relative: str) -> None:
         """Delete an object file; a missing file is not an error."""

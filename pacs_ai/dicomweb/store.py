@@ -24,7 +24,7 @@ when none was stored (PS3.18 10.5.3.1). A duplicate with identical content count
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from typing import Any
@@ -33,7 +33,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from pacs_ai.archive.ingest import IngestError, IngestErrorKind, Ingestor, IngestResult
+from pacs_ai.archive.ingest import IngestError, IngestErrorKind, IngestResult
+from pacs_ai.archive.ingest_pool import BulkIngest
 from pacs_ai.dicom.status import Status
 from pacs_ai.dicomweb.media import DICOM, parse_media_type
 from pacs_ai.dicomweb.multipart import Part
@@ -116,39 +117,46 @@ def _is_dicom_part(part: Part) -> bool:
 
 
 def store_parts(
-    *, ingestor: Ingestor, body: Any, parts: Sequence[Part], study_uid: str | None
+    *, ingestor: BulkIngest, body: Any, parts: Sequence[Part], study_uid: str | None
 ) -> StoreOutcome:
     """Ingest each part; with ``study_uid`` (``POST /studies/{uid}``) others are refused."""
     outcome = StoreOutcome()
-    for part in parts:
-        data = bytes(body[part.start : part.end])
-        if not _is_dicom_part(part):
-            outcome.failed.append(
-                Failure(
-                    *_identify(data),
-                    reason=FailureReason.CANNOT_UNDERSTAND,
-                    comment=f"part is {part.content_type}, not {DICOM}",
-                )
-            )
-            continue
-        if study_uid is not None:
-            sop_class, sop_instance, study = _identify(data)
-            if study and study != study_uid:
+
+    def acceptable() -> Iterator[bytes]:
+        for part in parts:
+            data = bytes(body[part.start : part.end])
+            if not _is_dicom_part(part):
                 outcome.failed.append(
                     Failure(
-                        sop_class,
-                        sop_instance,
-                        study,
-                        FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS,
-                        "StudyInstanceUID mismatch",
+                        *_identify(data),
+                        reason=FailureReason.CANNOT_UNDERSTAND,
+                        comment=f"part is {part.content_type}, not {DICOM}",
                     )
                 )
                 continue
-        try:
-            outcome.stored.append(ingestor.ingest(data))
-        except IngestError as exc:
-            log.info("STOW-RS part refused (%s): %s", exc.kind, exc.reason)
-            outcome.failed.append(Failure(*_identify(data), FAILURE_REASON[exc.kind], exc.reason))
+            if study_uid is not None:
+                sop_class, sop_instance, study = _identify(data)
+                if study and study != study_uid:
+                    outcome.failed.append(
+                        Failure(
+                            sop_class,
+                            sop_instance,
+                            study,
+                            FailureReason.DATASET_DOES_NOT_MATCH_SOP_CLASS,
+                            "StudyInstanceUID mismatch",
+                        )
+                    )
+                    continue
+            yield data
+
+    for data, result in ingestor.ingest_many(acceptable()):
+        if isinstance(result, IngestError):
+            log.info("STOW-RS part refused (%s): %s", result.kind, result.reason)
+            outcome.failed.append(
+                Failure(*_identify(data), FAILURE_REASON[result.kind], result.reason)
+            )
+        else:
+            outcome.stored.append(result)
     return outcome
 
 

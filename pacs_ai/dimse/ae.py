@@ -5,7 +5,10 @@ Reading :func:`handler_bindings` tells everything the DIMSE server answers.
 
 from __future__ import annotations
 
+import copy
 import logging
+import socket
+import threading
 from typing import Any
 
 from pydicom.uid import (
@@ -16,6 +19,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, AllStoragePresentationContexts, evt
+from pynetdicom.presentation import PresentationContext
 from pynetdicom.sop_class import (
     PatientRootQueryRetrieveInformationModelFind,
     PatientRootQueryRetrieveInformationModelGet,
@@ -33,6 +37,7 @@ from pacs_ai.dimse.handlers.find import handle_find
 from pacs_ai.dimse.handlers.get import handle_get
 from pacs_ai.dimse.handlers.move import handle_move
 from pacs_ai.dimse.handlers.store import handle_store
+from pacs_ai.dimse.reactor import quiet_reactor
 from pacs_ai.dimse.sockets import configure_socket
 
 log = logging.getLogger(__name__)
@@ -68,11 +73,8 @@ def _storage_transfer_syntaxes() -> list[str]:
 def handler_bindings(ctx: DimseContext) -> list[tuple[Any, ...]]:
     """Every event the server handles, and with what."""
     return [
-        (
-            evt.EVT_CONN_OPEN,
-            configure_socket,
-            [ctx.settings.network_timeout_s, ctx.settings.dimse_poll_interval_s],
-        ),
+        (evt.EVT_CONN_OPEN, configure_socket, [ctx.settings.network_timeout_s]),
+        (evt.EVT_CONN_OPEN, quiet_reactor),
         (evt.EVT_C_ECHO, handle_echo, [ctx]),
         (evt.EVT_C_STORE, handle_store, [ctx]),
         (evt.EVT_C_FIND, handle_find, [ctx]),
@@ -110,11 +112,52 @@ def build_ae(ctx: DimseContext) -> AE:
     return ae
 
 
-def start_server(ctx: DimseContext) -> ThreadedAssociationServer:
-    """Listen on the configured address; one thread per association."""
+class _SharedSyntaxContext(PresentationContext):
+    """A supported context whose copy shares nothing mutable but is cheap to make.
+
+    pynetdicom deep-copies the server's supported contexts for every association it accepts:
+    177 contexts with 45 transfer syntaxes each took ~45 ms, paid by every association.
+    UIDs are immutable, so a copy needs only its own list of them.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedSyntaxContext:
+        twin = copy.copy(self)
+        twin._transfer_syntax = list(self._transfer_syntax)
+        return twin
+
+
+def _cheap_to_copy(context: PresentationContext) -> PresentationContext:
+    twin = _SharedSyntaxContext()
+    twin.__dict__.update(context.__dict__)
+    twin._transfer_syntax = list(context._transfer_syntax)
+    return twin
+
+
+class _SharedPortServer(ThreadedAssociationServer):
+    """A server whose port other processes may bind too (the DIMSE workers)."""
+
+    def server_bind(self) -> None:
+        assert self.socket is not None
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
+
+
+def start_server(ctx: DimseContext, *, reuse_port: bool = False) -> ThreadedAssociationServer:
+    """Listen on the configured address; one thread per association.
+
+    ``reuse_port``: the port is shared with the other DIMSE processes of this server
+    (:mod:`pacs_ai.dimse.workers`); the kernel hands each new connection to one of them.
+    """
     ae = build_ae(ctx)
     address = (ctx.settings.dimse_host, ctx.settings.dimse_port)
-    server = ae.start_server(address, block=False, evt_handlers=handler_bindings(ctx))
-    assert server is not None  # block=False always returns the server
+    server = ae.make_server(
+        address,
+        contexts=[_cheap_to_copy(cx) for cx in ae.supported_contexts],
+        evt_handlers=handler_bindings(ctx),
+        server_class=_SharedPortServer if reuse_port else ThreadedAssociationServer,
+    )
+    thread = threading.Thread(target=server.serve_forever, name="dimse-acceptor", daemon=True)
+    thread.start()
+    ae._servers.append(server)  # what start_server does: server.shutdown() expects it there
     log.info("DIMSE SCP %s listening on %s:%d", ae.ae_title, *server.server_address[:2])
     return server

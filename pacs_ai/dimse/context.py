@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from pacs_ai.archive.db import Database
 from pacs_ai.archive.ingest import Ingestor
+from pacs_ai.archive.ingest_pool import BulkIngest, IngestPool
 from pacs_ai.archive.storage import Storage
 from pacs_ai.config import Settings
 from pacs_ai.security.audit import AuditLog
@@ -21,3 +22,10 @@ class DimseContext:
     ingestor: Ingestor
     audit: AuditLog | None = None
     """Where handlers record who did what (None: no trail, e.g. a bulk import)."""
+    ingest_pool: IngestPool | None = None
+    """Worker processes for many objects at once (``PACS_AI_INGEST_PROCESSES``), if any."""
+
+    @property
+    def bulk_ingest(self) -> BulkIngest:
+        """Where a request with many objects is ingested: the pool, else this process."""
+        return self.ingest_pool if self.ingest_pool is not None else self.ingestor

@@ -19,17 +19,8 @@ from pynetdicom import evt
 log = logging.getLogger(__name__)
 
 
-def configure_socket(
-    event: evt.Event, receive_timeout_s: float | None = None, poll_interval_s: float | None = None
-) -> None:
-    """EVT_CONN_OPEN handler: disable Nagle, bound every blocking read, poll faster.
-
-    ``poll_interval_s`` replaces the sleep of pynetdicom's network reactor between idle
-    loops (``DULServiceProvider._run_loop_delay``, 1 ms), which otherwise adds about a
-    millisecond to every message of a busy association.
-    """
-    if poll_interval_s is not None:
-        event.assoc.dul._run_loop_delay = poll_interval_s
+def configure_socket(event: evt.Event, receive_timeout_s: float | None = None) -> None:
+    """EVT_CONN_OPEN handler: disable Nagle, bound every blocking read."""
     transport = event.assoc.dul.socket
     sock = getattr(transport, "socket", None) if transport is not None else None
     if sock is None:

@@ -362,7 +362,7 @@ def test_health_ready_metrics(sqlite_server: LiveServer) -> None:
     text = httpx.get(f"{base}/metrics", headers=sqlite_server.headers(Role.ML_ENGINEER)).text
     assert 'pacs_ai_http_requests_total{method="GET",route="/healthz",status="200"}' in text
     assert "pacs_ai_archive_instances" in text
-    assert "pacs_ai_dimse_associations_active 0.0" in text
+    assert 'pacs_ai_dimse_associations_active{process="0"} 0.0' in text
 
 
 def test_cors_preflight_needs_no_token_and_refusals_carry_cors(sqlite_server: LiveServer) -> None:

@@ -63,7 +63,7 @@ async def _store(
             raise ApiError(400, "the request has no parts")
         outcome = await run_in_threadpool(
             lambda: store.store_parts(
-                ingestor=context.ingestor, body=body.view, parts=parts, study_uid=study
+                ingestor=context.bulk_ingest, body=body.view, parts=parts, study_uid=study
             )
         )
     finally:

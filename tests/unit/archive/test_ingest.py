@@ -71,6 +71,34 @@ def test_index_holds_study_attributes_and_counts(ingestor: Ingestor, database: D
     assert patient.patient_name_norm == "MÜLLER^ANNA"
 
 
+def test_precompiled_rows_read_back_as_the_orm_writes_them(
+    ingestor: Ingestor, database: Database
+) -> None:
+    """The instance row and the counters are written as driver SQL; the series row by the ORM.
+
+    Both carry the same timestamp: they must read back equal, as aware-or-naive alike, so
+    the driver SQL converts values exactly as SQLAlchemy does on this database.
+    """
+    for index in range(2):
+        ingestor.ingest(
+            make_instance(study_uid=STUDY, series_uid=SERIES, sop_uid=f"{STUDY}.9{index}")
+        )
+    with database.sessions() as session:
+        first = session.execute(
+            select(Instance).where(Instance.sop_instance_uid == f"{STUDY}.90")
+        ).scalar_one()
+        second = session.execute(
+            select(Instance).where(Instance.sop_instance_uid == f"{STUDY}.91")
+        ).scalar_one()
+        series = session.execute(select(Series)).scalar_one()
+        study = session.execute(select(Study)).scalar_one()
+    assert first.received_at == series.created_at == study.created_at
+    assert type(first.received_at) is type(series.created_at)
+    assert series.updated_at == study.updated_at == second.received_at > first.received_at
+    assert (series.num_instances, study.num_instances, study.num_series) == (2, 2, 1)
+    assert first.series_pk == series.id and first.rows is not None and first.size_bytes > 0
+
+
 def test_identical_resend_is_success_without_duplicates(
     ingestor: Ingestor, database: Database, storage: Storage
 ) -> None:

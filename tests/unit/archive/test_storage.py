@@ -29,9 +29,23 @@ def test_path_is_inside_the_root_and_depends_on_content(storage: Storage) -> Non
     assert first.endswith(f"1.2.3.4.{DIGEST[:16]}.dcm")
 
 
-def test_relative_paths_that_leave_the_root_are_refused(storage: Storage) -> None:
+@pytest.mark.parametrize(
+    "relative", ["../../outside.dcm", "ab/../../outside.dcm", "/etc/passwd", "", ".", "ab/.."]
+)
+def test_relative_paths_that_leave_the_root_are_refused(storage: Storage, relative: str) -> None:
     with pytest.raises(StorageError):
-        storage.absolute("../../outside.dcm")
+        storage.absolute(relative)
+
+
+def test_a_folder_removed_behind_the_store_is_made_again(storage: Storage) -> None:
+    relative = storage.relative_path("1.2.3.8", DIGEST)
+    storage.write(relative, b"first")
+    storage.remove(relative)
+    fan_out = storage.absolute(relative).parent
+    fan_out.rmdir()
+    fan_out.parent.rmdir()
+    assert storage.write(relative, b"again") is True
+    assert storage.open(relative).read_bytes() == b"again"
 
 
 def test_write_is_complete_and_leaves_no_temporary_files(storage: Storage) -> None:

@@ -1,0 +1,156 @@
+"""More processes accepting DIMSE associations on the server's port.
+
+One Python process runs one thread at a time: associations that store at once share a
+single core however many the machine has. With ``PACS_AI_DIMSE_WORKERS=N`` the server starts
+N-1 worker processes beside its own SCP; every one binds the same port with
+``SO_REUSEPORT`` and the kernel spreads new connections over them. A worker runs only the
+DIMSE SCP, with its own database engine and the same ingest path and audit trail; the main
+process keeps HTTP and the AI pipeline, which learn of new objects from the index as before.
+
+Workers are supervised: one that dies is started again, and each exits when the main
+process goes, even when that one is killed outright, so that no orphan keeps the port.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+import time
+from multiprocessing.connection import wait
+from multiprocessing.context import SpawnProcess
+from typing import Any, cast
+
+from pacs_ai.config import Settings
+
+log = logging.getLogger(__name__)
+
+REPORT_INTERVAL_S = 0.5
+RESTART_DELAY_S = 1.0
+NOT_LISTENING = -1
+_SPAWN = multiprocessing.get_context("spawn")
+
+
+class DimseWorkers:
+    """The extra DIMSE processes of one server: started, watched, restarted, stopped."""
+
+    def __init__(self, settings: Settings, port: int) -> None:
+        self.settings = settings.model_copy(update={"dimse_port": port})
+        self.count = settings.dimse_workers - 1
+        # Open associations per worker, NOT_LISTENING until it listens (slot 0 is unused:
+        # the main process counts its own). Whole ints, one writer each: no lock needed.
+        self._active: Any = _SPAWN.Array("i", [NOT_LISTENING] * (self.count + 1), lock=False)
+        self._processes: dict[int, SpawnProcess] = {}
+        self._stopping = threading.Event()
+        self._supervisor: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Start every worker and the thread that restarts those that die."""
+        for slot in range(1, self.count + 1):
+            self._spawn(slot)
+        self._supervisor = threading.Thread(
+            target=self._supervise, name="dimse-workers", daemon=True
+        )
+        self._supervisor.start()
+
+    def active_associations(self) -> dict[int, int]:
+        """Open associations per listening worker, as last reported (every REPORT_INTERVAL_S).
+
+        A worker that is starting, or dead and not yet replaced, is absent.
+        """
+        counts = {slot: int(self._active[slot]) for slot in range(1, self.count + 1)}
+        return {slot: count for slot, count in counts.items() if count != NOT_LISTENING}
+
+    def pids(self) -> list[int]:
+        """Process ids of the running workers."""
+        return [p.pid for p in self._processes.values() if p.pid is not None and p.is_alive()]
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Ask every worker to finish (SIGTERM), wait, then kill what is left."""
+        self._stopping.set()
+        if self._supervisor is not None:
+            self._supervisor.join()
+        for process in self._processes.values():
+            if process.is_alive():
+                process.terminate()
+        deadline = time.monotonic() + timeout_s
+        for process in self._processes.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.warning("DIMSE worker %s did not stop; killing it", process.pid)
+                process.kill()
+                process.join()
+
+    def _spawn(self, slot: int) -> None:
+        self._active[slot] = NOT_LISTENING
+        process = _SPAWN.Process(
+            target=run_worker,
+            args=(self.settings, slot, self._active),
+            name=f"pacs-ai-dimse-{slot}",
+            daemon=True,
+        )
+        process.start()
+        self._processes[slot] = process
+        log.info("DIMSE worker %d started (pid %s)", slot, process.pid)
+
+    def _supervise(self) -> None:
+        while not self._stopping.is_set():
+            sentinels = {p.sentinel: slot for slot, p in self._processes.items()}
+            for sentinel in wait(list(sentinels), timeout=REPORT_INTERVAL_S):
+                if self._stopping.is_set():
+                    return
+                slot = sentinels[cast(int, sentinel)]
+                dead = self._processes[slot]
+                dead.join()
+                self._active[slot] = NOT_LISTENING
+                log.error(
+                    "DIMSE worker %d (pid %s) exited with %s; starting another",
+                    slot,
+                    dead.pid,
+                    dead.exitcode,
+                )
+                if self._stopping.wait(RESTART_DELAY_S):
+                    return
+                self._spawn(slot)
+
+
+def run_worker(settings: Settings, slot: int, active: Any) -> None:
+    """A worker process: the DIMSE SCP on the shared port until told to stop."""
+    # Imported here: the main process imports this module without needing the server's parts.
+    from pynetdicom import _config as pynetdicom_config
+
+    from pacs_ai.dimse.ae import start_server
+    from pacs_ai.server import build_context
+
+    logging.basicConfig(
+        level=settings.log_level,
+        format=f"%(asctime)s dimse-{slot} %(levelname)s %(name)s: %(message)s",
+    )
+    pynetdicom_config.LOG_HANDLER_LEVEL = "none"
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+
+        def watch_parent() -> None:
+            wait([parent.sentinel])
+            stop.set()
+
+        threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+
+    context = build_context(settings, upgrade=False)
+    server = start_server(context, reuse_port=True)
+    active[slot] = 0
+    try:
+        while not stop.wait(REPORT_INTERVAL_S):
+            active[slot] = len(server.active_associations)
+    finally:
+        server.shutdown()
+        if context.audit is not None:
+            context.audit.close()
+        context.database.dispose()
+    if parent is not None and not parent.is_alive():
+        os._exit(0)  # the main process is gone: leave without waiting on anything it owned
