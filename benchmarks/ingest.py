@@ -291,8 +291,8 @@ def main() -> None:
     parser.add_argument(
         "--dimse-workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="PACS_AI_DIMSE_WORKERS for the second four-association row (default: one per core)",
+        default=(os.cpu_count() or 1) + 1,
+        help="PACS_AI_DIMSE_WORKERS for the second four-association row (default: cores + 1: ingest also waits on fsync)",
     )
     parser.add_argument("--no-orthanc", action="store_true")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)

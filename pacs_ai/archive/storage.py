@@ -12,6 +12,7 @@ one is removed and is atomic as a whole.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -97,12 +98,22 @@ class Storage:
         try:
             return os.open(path, flags, 0o640)
         except FileNotFoundError:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            folder = path.parent
-            while folder != self.root and folder != folder.parent:
-                _fsync_dir(folder.parent)
-                folder = folder.parent
+            self._make_folder(path.parent)
             return os.open(path, flags, 0o640)
+
+    def _make_folder(self, folder: Path) -> None:
+        """Create ``folder`` (and missing parents), each new entry fsync'ed in its parent."""
+        if folder == self.root or folder == folder.parent:
+            return
+        try:
+            os.mkdir(folder)
+        except FileNotFoundError:
+            self._make_folder(folder.parent)
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder)
+        except FileExistsError:
+            pass  # made by a concurrent writer an instant ago: make sure its entry is durable
+        _fsync_dir(folder.parent)
 
     def remove(self, relative: str) -> None:
         """Delete an object file; a missing file is not an error."""
