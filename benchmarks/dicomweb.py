@@ -333,7 +333,8 @@ def main() -> None:
         "--ingest-processes",
         type=int,
         default=(os.cpu_count() or 1) + 1,
-        help="PACS_AI_INGEST_PROCESSES of the second pacs-ai set-up (default: cores + 1: ingest also waits on fsync)",
+        help="PACS_AI_INGEST_PROCESSES of the second pacs-ai set-up "
+        "(default: cores + 1, as ingest also waits on fsync)",
     )
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -292,7 +292,8 @@ def main() -> None:
         "--dimse-workers",
         type=int,
         default=(os.cpu_count() or 1) + 1,
-        help="PACS_AI_DIMSE_WORKERS for the second four-association row (default: cores + 1: ingest also waits on fsync)",
+        help="PACS_AI_DIMSE_WORKERS for the second four-association row "
+        "(default: cores + 1, as ingest also waits on fsync)",
     )
     parser.add_argument("--no-orthanc", action="store_true")
     parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
