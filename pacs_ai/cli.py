@@ -25,7 +25,7 @@ from pacs_ai.registry.command import models_app
 from pacs_ai.security import accounts
 from pacs_ai.security.roles import Role
 from pacs_ai.security.users import UserError
-from pacs_ai.server import Server, build_context, create_server
+from pacs_ai.server import Server, build_context, create_server, start_ingest_pool
 from pacs_ai.synth.command import synth
 
 app = typer.Typer(help="pacs-ai: an AI-augmented PACS.", no_args_is_help=True)
@@ -167,10 +167,18 @@ def import_command(
     folder: Annotated[
         Path, typer.Argument(exists=True, file_okay=False, help="Folder of DICOM files")
     ],
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=0, help="Ingest processes side by side (default: PACS_AI_INGEST_PROCESSES)"
+        ),
+    ] = None,
 ) -> None:
     """Bulk-import every DICOM file under FOLDER through the ingest path."""
     settings = _settings()
-    context = build_context(settings)
+    if processes is not None:
+        settings = settings.model_copy(update={"ingest_processes": processes})
+    context = start_ingest_pool(build_context(settings))
     files = sorted(p for p in folder.rglob("*") if p.is_file())
     with Progress(
         TextColumn("[bold]import"),
@@ -180,13 +188,17 @@ def import_command(
         console=console,
     ) as progress:
         task = progress.add_task("import", total=len(files))
-        report = import_folder(context.ingestor, files, on_done=lambda _p: progress.advance(task))
+        report = import_folder(
+            context.bulk_ingest, files, on_done=lambda _p: progress.advance(task)
+        )
     console.print(
         f"stored {report.stored}, already there {report.duplicates}, replaced {report.replaced}, "
         f"refused {len(report.refused)}"
     )
     for path, reason in list(report.refused.items())[:20]:
         err_console.print(f"  [yellow]{path}[/]: {reason}")
+    if context.ingest_pool is not None:
+        context.ingest_pool.close()
     context.database.dispose()
     if report.refused:
         raise typer.Exit(1)

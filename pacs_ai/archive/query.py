@@ -325,7 +325,8 @@ def _computed_counts(
     return found
 
 
-def _set(ds: Dataset, keyword: str, value: Any) -> None:
+def set_value(ds: Dataset, keyword: str, value: Any) -> None:
+    """Put an index value into an identifier under its keyword, with its dictionary VR."""
     tag = tag_for_keyword(keyword)
     if tag is None:
         return
@@ -340,14 +341,15 @@ def _set(ds: Dataset, keyword: str, value: Any) -> None:
         ds.add_new(tag, vr, str(value))
 
 
-def run(
+def find(
     session: Session, query: Query, *, limit: int | None = None, offset: int = 0
-) -> list[Dataset]:
-    """Matches of ``query`` as response identifiers holding the keys asked for.
+) -> list[dict[str, Any]]:
+    """Matches of ``query``: per match, each key asked for with its value as the index holds it.
 
-    Keys the index does not hold are returned with no value (C.2.2.2: "not matched"); no key
-    that was not asked for is added (C.4.1.1.3.2), so callers that want the unique keys
-    (QIDO-RS) ask for them.
+    Keys the index does not hold are returned with no value (None: C.2.2.2 "not matched");
+    no key that was not asked for is added (C.4.1.1.3.2), so callers that want the unique
+    keys (QIDO-RS) ask for them. C-FIND turns matches into identifiers (:func:`run`), QIDO-RS
+    straight into DICOM JSON.
     """
     statement = build_select(query)
     if offset:
@@ -355,16 +357,15 @@ def run(
     if limit is not None:
         statement = statement.limit(limit)
     rows = session.execute(statement).all()
-    requested = list(query.keys)
+    requested = [
+        k for k in query.keys if k != "QueryRetrieveLevel" and tag_for_keyword(k) is not None
+    ]
     computed = _computed_counts(session, rows, requested)
-    results: list[Dataset] = []
-    needs_utf8 = False
+    matches: list[dict[str, Any]] = []
     for row in rows:
-        ds = Dataset()
+        match: dict[str, Any] = {}
         for keyword in requested:
             attribute = ATTRIBUTES.get(keyword)
-            if keyword == "QueryRetrieveLevel" or tag_for_keyword(keyword) is None:
-                continue
             value: Any = None
             if attribute is not None and attribute.level <= query.level:
                 if keyword in computed:
@@ -375,14 +376,31 @@ def run(
                 elif attribute.value_column is not None:
                     entity = row[attribute.level]
                     value = getattr(entity, attribute.value_column.key)
-            if isinstance(value, str) and not value.isascii():
-                needs_utf8 = True
-            _set(ds, keyword, value)
+            match[keyword] = value
+        matches.append(match)
+    return matches
+
+
+def needs_utf8(matches: list[dict[str, Any]]) -> bool:
+    """True when a matched text is not ASCII: the answer then declares ISO_IR 192 (UTF-8)."""
+    return any(isinstance(v, str) and not v.isascii() for m in matches for v in m.values())
+
+
+def run(
+    session: Session, query: Query, *, limit: int | None = None, offset: int = 0
+) -> list[Dataset]:
+    """Matches of ``query`` as C-FIND response identifiers (see :func:`find`)."""
+    matches = find(session, query, limit=limit, offset=offset)
+    utf8 = needs_utf8(matches)
+    results: list[Dataset] = []
+    for match in matches:
+        ds = Dataset()
+        for keyword, value in match.items():
+            set_value(ds, keyword, value)
         ds.QueryRetrieveLevel = query.level.name
-        results.append(ds)
-    if needs_utf8:
-        for ds in results:
+        if utf8:
             ds.SpecificCharacterSet = "ISO_IR 192"
+        results.append(ds)
     return results
 
 

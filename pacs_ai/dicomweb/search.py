@@ -25,12 +25,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydicom.datadict import keyword_for_tag, tag_for_keyword
-from pydicom.dataset import Dataset
 from sqlalchemy.orm import Session
 
 from pacs_ai.api.errors import ApiError
-from pacs_ai.archive.query import ATTRIBUTES, UNIQUE_KEYS, Kind, Level, Query, QueryError, run
+from pacs_ai.archive.query import (
+    ATTRIBUTES,
+    UNIQUE_KEYS,
+    Kind,
+    Level,
+    Query,
+    QueryError,
+    find,
+    needs_utf8,
+)
 from pacs_ai.dicom.uids import is_valid_uid
+from pacs_ai.dicomweb.dicom_json import match_json
 
 OFFSET_MAX = 2**31 - 1
 WARNING_AGENT = "pacs-ai"
@@ -221,12 +230,12 @@ def parse(
     return SearchRequest(level, keys, fuzzy, capped, offset, warnings)
 
 
-def _retrieve_url(base: str, ds: Dataset, level: Level) -> str:
-    url = f"{base}/studies/{ds.get('StudyInstanceUID', '')}"
+def _retrieve_url(base: str, match: dict[str, Any], level: Level) -> str:
+    url = f"{base}/studies/{match.get('StudyInstanceUID') or ''}"
     if level >= Level.SERIES:
-        url += f"/series/{ds.get('SeriesInstanceUID', '')}"
+        url += f"/series/{match.get('SeriesInstanceUID') or ''}"
     if level >= Level.IMAGE:
-        url += f"/instances/{ds.get('SOPInstanceUID', '')}"
+        url += f"/instances/{match.get('SOPInstanceUID') or ''}"
     return url
 
 
@@ -239,7 +248,7 @@ def search(
     if request.limit == 0:
         return [], warnings
     try:
-        matches = run(
+        matches = find(
             session,
             Query(request.level, matcher_keys, fuzzy=request.fuzzy),
             limit=request.limit + 1,
@@ -253,15 +262,16 @@ def search(
             "The number of results exceeded the limit; additional results can be requested "
             f"with offset={request.offset + request.limit}"
         )
+    utf8 = needs_utf8(matches)
     answers = []
-    for ds in matches:
-        if "QueryRetrieveLevel" in ds:
-            del ds.QueryRetrieveLevel
+    for match in matches:
         if "RetrieveURL" in request.keys:
-            ds.RetrieveURL = _retrieve_url(dicomweb_base, ds, request.level)
+            match["RetrieveURL"] = _retrieve_url(dicomweb_base, match, request.level)
         if "InstanceAvailability" in request.keys:
-            ds.InstanceAvailability = "ONLINE"
-        answers.append(ds.to_json_dict())
+            match["InstanceAvailability"] = "ONLINE"
+        if utf8:
+            match["SpecificCharacterSet"] = "ISO_IR 192"
+        answers.append(match_json(match))
     return answers, warnings
 
 

@@ -52,11 +52,18 @@ def test_nodes_add_list_remove(tmp_path: Path, database_url: str) -> None:
     database.dispose()
 
 
-def test_import_folder_reports_what_it_did(tmp_path: Path, database_url: str) -> None:
+@pytest.mark.parametrize("processes", ["0", "2"])
+def test_import_folder_reports_what_it_did(
+    tmp_path: Path, database_url: str, processes: str
+) -> None:
     folder = tmp_path / "incoming"
     clone_series(sample_path("CT_small.dcm"), 5, folder / "a", seed="import")
     (folder / "notes.txt").write_text("not DICOM")
-    result = runner.invoke(app, ["import", str(folder)], env=env_for(tmp_path, database_url))
+    result = runner.invoke(
+        app,
+        ["import", str(folder), "--processes", processes],
+        env=env_for(tmp_path, database_url),
+    )
     assert result.exit_code == 1  # one file refused
     assert "stored 5" in result.output and "refused 1" in result.output
     again = runner.invoke(app, ["import", str(folder / "a")], env=env_for(tmp_path, database_url))
