@@ -12,6 +12,7 @@ from pynetdicom.sop_class import Verification
 
 from pacs_ai.dimse.reactor import QuietDUL
 from pacs_ai.server import Server
+from tests.integration.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,13 +23,6 @@ def thread_cpu_s(native_id: int) -> float:
     """User + system CPU seconds of one thread of this process."""
     fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def wait_for(condition: object, timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def test_idle_associations_cost_no_cpu_and_answer_at_once(server: Server) -> None:

@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from pynetdicom.sop_class import Verification
 from tests.conftest import sample_path
 from tests.factories import clone_series
 from tests.integration.conftest import dcmtk, free_port, run_dcmtk
+from tests.integration.processes import process_alive, spawned_children, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,19 +39,7 @@ class RunningServer:
 
     def workers(self) -> set[int]:
         """Process ids of the DIMSE workers (spawned children of the server)."""
-        found = set()
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            if parent == self.process.pid and b"spawn_main" in cmdline and alive(int(entry.name)):
-                found.add(int(entry.name))
-        return found
+        return spawned_children(self.process.pid)
 
     def active_associations(self) -> dict[str, int]:
         text = self.http.get("/metrics").raise_for_status().text
@@ -61,22 +49,6 @@ class RunningServer:
                 r'pacs_ai_dimse_associations_active\{process="(\d+)"\} (\S+)', text
             )
         }
-
-
-def alive(pid: int) -> bool:
-    """Running: present and not a zombie (a container's init may be slow to reap)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
-def wait_for(condition: object, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.1)
 
 
 def listening(server: RunningServer) -> int:
@@ -115,9 +87,9 @@ def running(tmp_path: Path, database_url: str) -> Iterator[RunningServer]:
     )
     server = RunningServer(process, port, http)
     try:
-        wait_for(lambda: len(server.workers()) == WORKERS - 1)
+        wait_for(lambda: len(server.workers()) == WORKERS - 1, timeout_s=60)
         wait_for(lambda: run_dcmtk("echoscu", "127.0.0.1", str(port)).returncode == 0)
-        wait_for(lambda: listening(server) == WORKERS)
+        wait_for(lambda: listening(server) == WORKERS, timeout_s=60)
         yield server
     finally:
         process.terminate()
@@ -199,7 +171,7 @@ def test_workers_leave_with_the_main_process_even_when_it_is_killed(
     workers = running.workers()
     running.process.send_signal(signal.SIGKILL)
     running.process.wait(timeout=10)
-    wait_for(lambda: not any(alive(pid) for pid in workers), timeout_s=15)
+    wait_for(lambda: not any(process_alive(pid) for pid in workers), timeout_s=15)
     echo = subprocess.run(
         [dcmtk("echoscu"), "127.0.0.1", str(running.dimse_port)],
         capture_output=True,

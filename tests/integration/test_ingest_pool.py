@@ -25,27 +25,12 @@ from pacs_ai.server import Server, build_context
 from tests.conftest import sample_path
 from tests.factories import clone_series
 from tests.integration.conftest import ServerFactory, free_port
+from tests.integration.processes import process_alive, spawned_children
 
 pytestmark = pytest.mark.integration
 
 PACS_AI = str(Path(sys.executable).with_name("pacs-ai"))
 BOUNDARY = "pool-test-boundary"
-
-
-def spawned_children(parent: int) -> set[int]:
-    """Live processes started by ``parent`` through multiprocessing's spawn."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(fields[1]) == parent and fields[0] != "Z" and b"spawn_main" in cmdline:
-            found.add(int(entry.name))
-    return found
 
 
 def multipart(parts: list[bytes]) -> bytes:
@@ -168,18 +153,9 @@ def test_ingest_processes_leave_with_a_killed_server(tmp_path: Path) -> None:
         server.send_signal(signal.SIGKILL)
         server.wait(timeout=10)
         deadline = time.monotonic() + 15
-        while alive := [pid for pid in workers if running(pid)]:
+        while alive := [pid for pid in workers if process_alive(pid)]:
             assert time.monotonic() < deadline, f"ingest processes outlived the server: {alive}"
             time.sleep(0.1)
     finally:
         if server.poll() is None:
             server.kill()
-
-
-def running(pid: int) -> bool:
-    """Present and not a zombie (a container's init may be slow to reap)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"

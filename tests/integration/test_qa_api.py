@@ -29,7 +29,8 @@ from pacs_ai.security.roles import Role
 from pacs_ai.security.schema import AuditEvent
 from pacs_ai.triage.schema import FindingAgreement
 from tests.integration.conftest_dicomweb import LiveServer, live_server
-from tests.integration.test_worklist_api import order_of, wait_for
+from tests.integration.processes import wait_for
+from tests.integration.test_worklist_api import order_of
 from tests.integration.test_worklist_support import (
     add_finding,
     add_segmented_study,

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import io
 import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import numpy as np
@@ -20,6 +19,7 @@ from PIL import Image
 from pacs_ai.security.accounts import add_user
 from pacs_ai.security.roles import Role
 from tests.integration.conftest_dicomweb import LiveServer, live_server
+from tests.integration.processes import wait_for
 from tests.integration.test_worklist_support import (
     add_finding,
     add_segmented_study,
@@ -31,19 +31,7 @@ from tests.integration.test_worklist_support import (
 pytestmark = pytest.mark.integration
 __all__ = ["live_server"]
 
-T = TypeVar("T")
 EVENTS = {"Accept": "text/event-stream"}
-
-
-def wait_for(probe: Callable[[], T | None], timeout_s: float = 15.0) -> T:
-    """``probe()`` once it is truthy; fails after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = probe()
-        if found:
-            return found
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
