@@ -22,7 +22,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from pathlib import Path
 
 import httpx
 import pydicom
+from common import free_port, percentile
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
@@ -101,12 +101,6 @@ def multipart(parts: list[bytes]) -> tuple[bytes, str]:
         chunks.append(b"\r\n")
     chunks.append(f"--{boundary}--\r\n".encode())
     return b"".join(chunks), f'multipart/related; type="application/dicom"; boundary={boundary}'
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def measure(client: httpx.Client, instances: int, seed: str) -> Result:
@@ -187,12 +181,6 @@ def concurrent_stow(client: httpx.Client, synthetic: Synthetic) -> float:
     return len(bodies) * BATCH / (time.perf_counter() - start)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def run_pacs_ai(instances: int, work: Path, ingest_processes: int = 0) -> Result:
     """``pacs-ai serve`` in its own process (as Orthanc runs in its own), SQLite, an admin token.
 
@@ -200,13 +188,13 @@ def run_pacs_ai(instances: int, work: Path, ingest_processes: int = 0) -> Result
     that builds and sends the instances, and measure the client as much as the server.
     ``ingest_processes``: ``PACS_AI_INGEST_PROCESSES`` (0: ingest in the server process).
     """
-    http_port = _free_port()
+    http_port = free_port()
     env = {
         **os.environ,
         "PACS_AI_INGEST_PROCESSES": str(ingest_processes),
         "PACS_AI_DATA_DIR": str(work / "pacs-ai"),
         "PACS_AI_HTTP_PORT": str(http_port),
-        "PACS_AI_DIMSE_PORT": str(_free_port()),
+        "PACS_AI_DIMSE_PORT": str(free_port()),
         "PACS_AI_PIPELINES_ENABLED": "false",
         "PACS_AI_LOG_LEVEL": "WARNING",
     }

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
+from common import free_port, percentile
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 from pynetdicom import AE
@@ -39,12 +40,6 @@ STORESCU = "/usr/bin/storescu"
 ORTHANC = shutil.which("Orthanc") or "/usr/sbin/Orthanc"
 PACS_AI = str(Path(sys.executable).with_name("pacs-ai"))
 console = Console()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, timeout: float = 60) -> None:
@@ -235,11 +230,6 @@ def find_latencies(port: int, queries: int, studies: int) -> list[float]:
     finally:
         assoc.release()
     return timings
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def measure(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from common import free_port, percentile
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
@@ -39,12 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 PACS_AI = str(Path(sys.executable).with_name("pacs-ai"))
 STORESCU = "/usr/bin/storescu"
 console = Console()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager
@@ -114,11 +108,6 @@ def wait_done(database: Database, count: int, timeout_s: float = 1800) -> list[J
             return jobs
         time.sleep(0.2)
     raise RuntimeError("jobs did not finish")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main() -> None:

@@ -22,7 +22,6 @@ import argparse
 import hashlib
 import random
 import secrets
-import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import httpx
 import sqlalchemy as sa
+from common import print_latency_table
 from pydicom.uid import generate_uid
 from sqlalchemy import insert, select
 
@@ -194,12 +194,6 @@ def own_schema(url: str | None) -> Iterator[str | None]:
         admin.dispose()
 
 
-def percentile(values: list[float], share: float) -> float:
-    """The ``share`` quantile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def timed(client: httpx.Client, path: str, params: dict[str, str], requests: int) -> list[float]:
     """Milliseconds of ``requests`` sequential GETs."""
     elapsed = []
@@ -269,11 +263,7 @@ def main() -> None:
             server.stop()
     index = "PostgreSQL" if args.database_url else "SQLite"
     print(f"{total} findings, {index} index, {args.requests} requests per case")
-    print(f"| {'case':<34} | {'p50 (ms)':>8} | {'p95 (ms)':>8} |")
-    print(f"|{'-' * 36}|{'-' * 10}|{'-' * 10}|")
-    for name, values in rows:
-        p50, p95 = statistics.median(values), percentile(values, 0.95)
-        print(f"| {name:<34} | {p50:8.1f} | {p95:8.1f} |")
+    print_latency_table(rows)
 
 
 if __name__ == "__main__":

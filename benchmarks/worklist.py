@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import random
-import statistics
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from common import print_latency_table
 from pydicom.uid import generate_uid
 from sqlalchemy import func, insert, select
 
@@ -139,12 +139,6 @@ def settle(database: Database, timeout_s: float = 120.0) -> None:
     raise RuntimeError("the worklist's background task did not finish its backfill")
 
 
-def percentile(values: list[float], share: float) -> float:
-    """The ``share`` quantile (nearest rank)."""
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def timed(client: httpx.Client, params: dict[str, str | int], requests: int) -> list[float]:
     """Milliseconds of ``requests`` sequential list requests."""
     elapsed = []
@@ -229,11 +223,7 @@ def main() -> None:
     rows.append(("cold ranking (3 queries + rank)", cold))
     index = "PostgreSQL" if args.database_url else "SQLite"
     print(f"{total} unread studies, {index} index, {args.requests} requests per case")
-    print(f"| {'case':<34} | {'p50 (ms)':>8} | {'p95 (ms)':>8} |")
-    print(f"|{'-' * 36}|{'-' * 10}|{'-' * 10}|")
-    for name, values in rows:
-        p50, p95 = statistics.median(values), percentile(values, 0.95)
-        print(f"| {name:<34} | {p50:8.1f} | {p95:8.1f} |")
+    print_latency_table(rows)
 
 
 if __name__ == "__main__":

@@ -13,9 +13,8 @@ from pacs_ai.api.app import create_app
 from pacs_ai.api.http import HttpServer
 from pacs_ai.api.metrics import Metrics
 from pacs_ai.archive.db import Database
-from pacs_ai.archive.ingest import Ingestor
+from pacs_ai.archive.ingest import build_ingestor
 from pacs_ai.archive.ingest_pool import IngestPool
-from pacs_ai.archive.storage import Storage
 from pacs_ai.config import Settings
 from pacs_ai.dimse.ae import start_server
 from pacs_ai.dimse.context import DimseContext
@@ -42,17 +41,11 @@ def build_context(settings: Settings, *, upgrade: bool = True) -> DimseContext:
     database = Database(settings.effective_database_url)
     if upgrade:
         database.upgrade()
-    storage = Storage(settings.storage_dir)
-    ingestor = Ingestor(
-        database,
-        storage,
-        overwrite=settings.overwrite,
-        max_object_bytes=settings.max_object_bytes,
-    )
+    ingestor = build_ingestor(settings, database)
     return DimseContext(
         settings=settings,
         database=database,
-        storage=storage,
+        storage=ingestor.storage,
         ingestor=ingestor,
         audit=AuditLog(database),
     )

@@ -40,6 +40,7 @@ from pacs_ai.archive.group_commit import GroupCommit
 from pacs_ai.archive.prepared import PreparedStatement
 from pacs_ai.archive.schema import Instance, Patient, Series, Study, utcnow
 from pacs_ai.archive.storage import Storage, StorageError
+from pacs_ai.config import Settings
 from pacs_ai.dicom.uids import is_valid_uid
 from pacs_ai.dicom.values import normalize_datetime, normalize_pn, normalize_time
 
@@ -162,11 +163,13 @@ def _raw_text(ds: Dataset, keyword: str, codec: str | None) -> str | None:
     """
     tag = tag_for_keyword(keyword)
     element = ds.get_item(tag) if tag is not None else None
-    if not isinstance(element, RawDataElement) or not isinstance(element.value, bytes):
+    if (
+        not isinstance(element, RawDataElement)
+        or not isinstance(element.value, bytes)
+        or b"\\" in element.value
+    ):
         return None
     vr = element.VR or (dictionary_VR(tag) if dictionary_has_tag(tag) else None)
-    if b"\\" in element.value:
-        return None
     try:
         if vr in _ASCII_VRS:
             text = element.value.decode("ascii")
@@ -474,24 +477,6 @@ class _RowIdCache:
             self._ids.clear()
 
 
-_INSTANCE_COLUMNS = (
-    "sop_instance_uid",
-    "series_pk",
-    "size_bytes",
-    "sha256",
-    "path",
-    "received_at",
-    "sop_class_uid",
-    "instance_number",
-    "transfer_syntax_uid",
-    "rows",
-    "columns",
-    "number_of_frames",
-    "acquisition_datetime",
-    "acquisition_datetime_norm",
-)
-
-
 class _HotStatements:
     """The statements of the common case, one more instance of a known series, precompiled."""
 
@@ -507,9 +492,9 @@ class _HotStatements:
             ),
             dialect,
         )
-        self.insert_instance = PreparedStatement(
+        self.insert_instance = PreparedStatement(  # every column but the key: all are given
             insert(instance).values(
-                {name: bindparam(name, type_=instance.c[name].type) for name in _INSTANCE_COLUMNS}
+                {c.name: bindparam(c.name, type_=c.type) for c in instance.c if not c.primary_key}
             ),
             dialect,
         )
@@ -832,3 +817,16 @@ class Ingestor:
 
 def _without(values: dict[str, str], *names: str) -> dict[str, str]:
     return {k: v for k, v in values.items() if k not in names}
+
+
+def build_ingestor(settings: Settings, database: Database) -> Ingestor:
+    """The ingest path that ``settings`` describe, over ``database`` and the settings' store.
+
+    One place for it: the server, its DIMSE workers and its ingest processes all use it.
+    """
+    return Ingestor(
+        database,
+        Storage(settings.storage_dir),
+        overwrite=settings.overwrite,
+        max_object_bytes=settings.max_object_bytes,
+    )

@@ -16,17 +16,22 @@ the broken one.
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.connection import wait
 from typing import Protocol
 
-from pacs_ai.archive.ingest import IngestError, IngestErrorKind, Ingestor, IngestResult
+from pacs_ai.archive.ingest import (
+    IngestError,
+    IngestErrorKind,
+    Ingestor,
+    IngestResult,
+    build_ingestor,
+)
+from pacs_ai.children import SPAWN, on_parent_exit
 from pacs_ai.config import Settings
 
 log = logging.getLogger(__name__)
@@ -57,7 +62,7 @@ class IngestPool:
     def _new_executor(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(
             max_workers=self.processes,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=SPAWN,
             initializer=_start_worker,
             initargs=(self.settings,),
         )
@@ -113,26 +118,13 @@ def _start_worker(settings: Settings) -> None:
     """Worker initializer: the process's own database engine, store and ingest path.
 
     The executor's workers wait on a queue whose writing end they share, so they never see
-    the server go: a watcher ends the worker when its parent process ends, however it ended.
+    the server go: they end with their parent process instead, however it ended.
     """
     from pacs_ai.archive.db import Database
-    from pacs_ai.archive.storage import Storage
 
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-
-        def watch_parent() -> None:
-            wait([parent.sentinel])
-            os._exit(1)
-
-        threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    on_parent_exit(lambda: os._exit(1))
     global _worker_ingestor
-    _worker_ingestor = Ingestor(
-        Database(settings.effective_database_url),
-        Storage(settings.storage_dir),
-        overwrite=settings.overwrite,
-        max_object_bytes=settings.max_object_bytes,
-    )
+    _worker_ingestor = build_ingestor(settings, Database(settings.effective_database_url))
 
 
 def _ready() -> bool:

@@ -46,6 +46,8 @@ def match_json(match: Mapping[str, Any]) -> dict[str, Any]:
 def _element(vr: str, value: Any) -> dict[str, Any]:
     if value is None or value == "" or value == []:
         return {"vr": vr}
+    if type(value) is int and vr in _INTEGER_VRS:  # the counts and sizes: as they are
+        return {"vr": vr, "Value": [value]}
     if isinstance(value, list):
         values = [str(v) for v in value]
     elif isinstance(value, int) and not isinstance(value, bool):

@@ -23,6 +23,7 @@ from multiprocessing.connection import wait
 from multiprocessing.context import SpawnProcess
 from typing import Any, cast
 
+from pacs_ai.children import SPAWN, on_parent_exit
 from pacs_ai.config import Settings
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 REPORT_INTERVAL_S = 0.5
 RESTART_DELAY_S = 1.0
 NOT_LISTENING = -1
-_SPAWN = multiprocessing.get_context("spawn")
 
 
 class DimseWorkers:
@@ -41,7 +41,7 @@ class DimseWorkers:
         self.count = settings.dimse_workers - 1
         # Open associations per worker, NOT_LISTENING until it listens (slot 0 is unused:
         # the main process counts its own). Whole ints, one writer each: no lock needed.
-        self._active: Any = _SPAWN.Array("i", [NOT_LISTENING] * (self.count + 1), lock=False)
+        self._active: Any = SPAWN.Array("i", [NOT_LISTENING] * (self.count + 1), lock=False)
         self._processes: dict[int, SpawnProcess] = {}
         self._stopping = threading.Event()
         self._supervisor: threading.Thread | None = None
@@ -63,10 +63,6 @@ class DimseWorkers:
         counts = {slot: int(self._active[slot]) for slot in range(1, self.count + 1)}
         return {slot: count for slot, count in counts.items() if count != NOT_LISTENING}
 
-    def pids(self) -> list[int]:
-        """Process ids of the running workers."""
-        return [p.pid for p in self._processes.values() if p.pid is not None and p.is_alive()]
-
     def stop(self, timeout_s: float = 30.0) -> None:
         """Ask every worker to finish (SIGTERM), wait, then kill what is left."""
         self._stopping.set()
@@ -85,7 +81,7 @@ class DimseWorkers:
 
     def _spawn(self, slot: int) -> None:
         self._active[slot] = NOT_LISTENING
-        process = _SPAWN.Process(
+        process = SPAWN.Process(
             target=run_worker,
             args=(self.settings, slot, self._active),
             name=f"pacs-ai-dimse-{slot}",
@@ -132,14 +128,7 @@ def run_worker(settings: Settings, slot: int, active: Any) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the main process, which stops us
-    parent = multiprocessing.parent_process()
-    if parent is not None:
-
-        def watch_parent() -> None:
-            wait([parent.sentinel])
-            stop.set()
-
-        threading.Thread(target=watch_parent, name="parent-watch", daemon=True).start()
+    on_parent_exit(stop.set)
 
     context = build_context(settings, upgrade=False)
     server = start_server(context, reuse_port=True)
@@ -152,5 +141,6 @@ def run_worker(settings: Settings, slot: int, active: Any) -> None:
         if context.audit is not None:
             context.audit.close()
         context.database.dispose()
+    parent = multiprocessing.parent_process()
     if parent is not None and not parent.is_alive():
         os._exit(0)  # the main process is gone: leave without waiting on anything it owned
