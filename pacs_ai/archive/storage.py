@@ -25,18 +25,46 @@ class StorageError(Exception):
     """The file store could not take or give an object."""
 
 
+FAN_OUT = 4096
+"""Folders directly under the root, named by three hex digits of a hash of the UID."""
+FAN_OUT_READY = ".fan-out-ready"
+
+
 class Storage:
-    """Objects under one root folder: ``<root>/<h0h1>/<h2h3>/<uid>.<sha256[:16]>.dcm``."""
+    """Objects under one root folder: ``<root>/<h0h1h2>/<uid>.<sha256[:16]>.dcm``.
+
+    Archives written before this layout hold ``<h0h1>/<h2h3>/`` paths; the index records
+    each object's path, so both stay readable.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root.resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         self._prefix = str(self.root) + os.sep
+        self._make_fan_out()
+
+    def _make_fan_out(self) -> None:
+        """Create every fan-out folder once, durably, before the first object arrives.
+
+        A folder made on first use costs a mkdir and an fsync of its parent on the store's
+        critical path. Until most of them exist, nearly every object of a young archive pays
+        that. ``pacs-ai serve`` measured 0.5 ms of the 3.4 ms a C-STORE took. 4096 folders
+        hold tens of millions of objects at a few thousand files each.
+        """
+        ready = self.root / FAN_OUT_READY
+        if ready.exists():
+            return
+        for index in range(FAN_OUT):
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(self.root / f"{index:03x}")
+        _fsync_dir(self.root)
+        ready.touch()
+        _fsync_dir(self.root)
 
     def relative_path(self, sop_instance_uid: str, sha256: str) -> str:
         """Where an object with this UID and content lives, relative to the root.
 
-        The two-level fan-out comes from a hash of the UID, so that folders stay small however
+        The fan-out folder comes from a hash of the UID, so that folders fill evenly however
         the sender assigns UIDs.
         """
         if not is_valid_uid(sop_instance_uid):
@@ -44,7 +72,7 @@ class Storage:
         if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
             raise StorageError("content hash must be a sha256 hex digest")
         fan = hashlib.sha1(sop_instance_uid.encode("ascii")).hexdigest()
-        return f"{fan[:2]}/{fan[2:4]}/{sop_instance_uid}.{sha256[:16]}.dcm"
+        return f"{fan[:3]}/{sop_instance_uid}.{sha256[:16]}.dcm"
 
     def absolute(self, relative: str) -> Path:
         """The file for a stored relative path; refuses paths that leave the root.
@@ -93,7 +121,11 @@ class Storage:
         return True
 
     def _create(self, path: Path) -> int:
-        """A new file for writing; its folders are made (durably) on first use only."""
+        """A new file for writing, its folder made again (durably) when it is missing.
+
+        A folder goes missing when removed behind the store, or for a path of the older
+        two-level layout.
+        """
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         try:
             return os.open(path, flags, 0o640)

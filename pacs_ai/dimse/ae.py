@@ -36,7 +36,7 @@ from pacs_ai.dimse.handlers.echo import handle_echo
 from pacs_ai.dimse.handlers.find import handle_find
 from pacs_ai.dimse.handlers.get import handle_get
 from pacs_ai.dimse.handlers.move import handle_move
-from pacs_ai.dimse.handlers.store import handle_store
+from pacs_ai.dimse.handlers.store import store_service
 from pacs_ai.dimse.reactor import quiet_reactor
 from pacs_ai.dimse.sockets import configure_socket
 
@@ -75,8 +75,8 @@ def handler_bindings(ctx: DimseContext) -> list[tuple[Any, ...]]:
     return [
         (evt.EVT_CONN_OPEN, configure_socket, [ctx.settings.network_timeout_s]),
         (evt.EVT_CONN_OPEN, quiet_reactor),
+        (evt.EVT_CONN_OPEN, store_service, [ctx]),
         (evt.EVT_C_ECHO, handle_echo, [ctx]),
-        (evt.EVT_C_STORE, handle_store, [ctx]),
         (evt.EVT_C_FIND, handle_find, [ctx]),
         (evt.EVT_C_GET, handle_get, [ctx]),
         (evt.EVT_C_MOVE, handle_move, [ctx]),

@@ -301,7 +301,7 @@ def as_dict(event: AuditEvent) -> dict[str, Any]:
 
 def record_dimse(
     audit: AuditLog | None,
-    event: Any,
+    assoc: Any,
     action: Action,
     outcome: Outcome,
     *,
@@ -309,10 +309,10 @@ def record_dimse(
     study_uids: Iterable[str] = (),
     detail: str = "",
 ) -> None:
-    """Record a DIMSE operation; the actor is the calling AE title, the source its address."""
+    """Record a DIMSE operation on ``assoc``: the calling AE title acted, from its address."""
     if audit is None:
         return
-    requestor = event.assoc.requestor
+    requestor = assoc.requestor
     audit.record(
         AuditEntry(
             protocol=Protocol.DIMSE,

@@ -36,18 +36,18 @@ def handle_find(
             matches = run(session, Query(level, keys), limit=ctx.settings.max_find_results)
     except IdentifierError as exc:
         log.warning("C-FIND refused: %s", exc.reason)
-        record_dimse(ctx.audit, event, Action.QUERY, Outcome.FAILURE, detail=exc.reason)
+        record_dimse(ctx.audit, event.assoc, Action.QUERY, Outcome.FAILURE, detail=exc.reason)
         yield failure(exc.status, exc.reason), None
         return
     except QueryError as exc:
         log.warning("C-FIND refused: %s", exc)
-        record_dimse(ctx.audit, event, Action.QUERY, Outcome.FAILURE, detail=str(exc))
+        record_dimse(ctx.audit, event.assoc, Action.QUERY, Outcome.FAILURE, detail=str(exc))
         yield failure(Status.UNABLE_TO_PROCESS, str(exc)), None
         return
     patient_id, study_uids = identifier_subjects(keys)
     record_dimse(
         ctx.audit,
-        event,
+        event.assoc,
         Action.QUERY,
         Outcome.SUCCESS,
         patient_id=patient_id,

@@ -27,7 +27,7 @@ def audit_retrieve(event: evt.Event, ctx: DimseContext, outcome: Outcome, detail
     patient_id, study_uids = identifier_subjects(keys)
     record_dimse(
         ctx.audit,
-        event,
+        event.assoc,
         Action.RETRIEVE,
         outcome,
         patient_id=patient_id,

@@ -1,13 +1,30 @@
-"""C-STORE (Storage, PS3.4 B.2): every received object goes through the one ingest path."""
+"""C-STORE (Storage, PS3.4 B.2): every received object goes through the one ingest path.
+
+C-STORE requests skip pynetdicom's service-class dispatch. That route builds a response
+primitive with validated UIDs, file meta through a pydicom Dataset and a response message
+through another. Together this cost as much interpreter time as parsing and indexing the
+object. Here the file meta and the response command are packed directly
+(:mod:`pacs_ai.dicom.encoding`), and the response goes to the association's network thread
+as pynetdicom would send it.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
+from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
+from pynetdicom.association import Association
+from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu_primitives import P_DATA
+from pynetdicom.presentation import PresentationContext
+from pynetdicom.service_class import StorageServiceClass
+from pynetdicom.sop_class import uid_to_service_class
 
 from pacs_ai.archive.ingest import IngestError, IngestErrorKind
+from pacs_ai.dicom.encoding import command_set, file_meta, padded, us
 from pacs_ai.dicom.status import Status
 from pacs_ai.dimse.context import DimseContext
 from pacs_ai.security.audit import Action, Outcome, record_dimse
@@ -15,6 +32,8 @@ from pacs_ai.security.audit import Action, Outcome, record_dimse
 log = logging.getLogger(__name__)
 
 ERROR_COMMENT_MAX = 64  # ErrorComment is LO (PS3.7 C.4.2.1.3)
+C_STORE_RSP = 0x8001  # Command Field (PS3.7 E.1)
+NO_DATA_SET = 0x0101  # Command Data Set Type
 
 STATUS_FOR_ERROR = {
     IngestErrorKind.INVALID: Status.CANNOT_UNDERSTAND,
@@ -34,37 +53,119 @@ def failure(status: Status, reason: str) -> Dataset:
     return answer
 
 
-def handle_store(event: evt.Event, ctx: DimseContext) -> Dataset | int:
-    """Store one object; success leaves only after it is fsync'ed and indexed.
+def store(ctx: DimseContext, assoc: Association, data: bytes, sop_class: str) -> tuple[Status, str]:
+    """Store one Part 10 object; success only once it is fsync'ed and indexed.
 
-    Statuses:
+    Returns the status and, for a failure, its reason:
     - SUCCESS (0x0000): stored, or the identical object was already stored;
     - CONFLICTING_DUPLICATE (0xC111): same SOP Instance UID, other content, overwrite off;
     - OUT_OF_RESOURCES (0xA700): larger than ``max_object_bytes``, or the disk refused it;
-    - DATASET_DOES_NOT_MATCH_SOP_CLASS (0xA900): SOP Class UID differs from the request's;
+    - DATASET_DOES_NOT_MATCH_SOP_CLASS (0xA900): SOP Class UID differs from the context's;
     - CANNOT_UNDERSTAND (0xC000): not parseable, missing or invalid UIDs, bad pixel data;
     - PROCESSING_FAILURE (0x0110): the index could not record it.
     """
-    calling = event.assoc.requestor.ae_title
+    calling = assoc.requestor.ae_title
     try:
-        data = event.encoded_dataset(include_meta=True)
-        result = ctx.ingestor.ingest(data, expected_sop_class=str(event.context.abstract_syntax))
+        result = ctx.ingestor.ingest(data, expected_sop_class=sop_class)
     except IngestError as exc:
         log.warning("C-STORE from %s refused (%s): %s", calling, exc.kind, exc.reason)
-        record_dimse(ctx.audit, event, Action.STORE, Outcome.FAILURE, detail=exc.reason)
-        return failure(STATUS_FOR_ERROR[exc.kind], exc.reason)
+        record_dimse(ctx.audit, assoc, Action.STORE, Outcome.FAILURE, detail=exc.reason)
+        return STATUS_FOR_ERROR[exc.kind], exc.reason
     except Exception:
         log.exception("C-STORE from %s failed", calling)
-        record_dimse(ctx.audit, event, Action.STORE, Outcome.FAILURE, detail="internal error")
-        return failure(Status.PROCESSING_FAILURE, "internal error while storing")
+        record_dimse(ctx.audit, assoc, Action.STORE, Outcome.FAILURE, detail="internal error")
+        return Status.PROCESSING_FAILURE, "internal error while storing"
     log.debug("C-STORE %s from %s: %s", result.sop_instance_uid, calling, result.outcome)
     record_dimse(
         ctx.audit,
-        event,
+        assoc,
         Action.STORE,
         Outcome.SUCCESS,
         patient_id=result.patient_id,
         study_uids=[result.study_instance_uid],
         detail=f"{result.outcome} {result.sop_instance_uid}",
     )
-    return int(Status.SUCCESS)
+    return Status.SUCCESS, ""
+
+
+def store_response(request: C_STORE, status: Status, reason: str) -> bytes:
+    """The encoded C-STORE-RSP command set (PS3.7 9.3.1.2) answering ``request``."""
+    elements = [
+        (0x0002, padded(str(request.AffectedSOPClassUID), b"\x00")),
+        (0x0100, us(C_STORE_RSP)),
+        (0x0120, us(request.MessageID)),  # type: ignore[arg-type]
+        (0x0800, us(NO_DATA_SET)),
+        (0x0900, us(int(status))),
+    ]
+    if reason:
+        elements.append((0x0902, padded(reason[:ERROR_COMMENT_MAX], b" ")))
+    elements.append((0x1000, padded(str(request.AffectedSOPInstanceUID), b"\x00")))
+    return command_set(elements)
+
+
+def send_command(assoc: Association, context_id: int, command: bytes) -> None:
+    """Send a command set with no data set, in fragments that fit the peer's PDUs (PS3.8 9.3.5)."""
+    limit = assoc.dimse.maximum_pdu_size
+    size = limit - 6 if limit else len(command)  # 6: PDV item length, context ID, header
+    for offset in range(0, len(command), size):
+        last = offset + size >= len(command)
+        primitive = P_DATA()
+        header = b"\x03" if last else b"\x01"  # command fragment, last or not (PS3.8 E.2)
+        # The setter checks for [id, data] lists, whatever its annotation says.
+        primitive.presentation_data_value_list = [
+            [context_id, header + command[offset : offset + size]]  # type: ignore[list-item]
+        ]
+        assoc.dul.send_pdu(primitive)
+
+
+def serve_store(
+    ctx: DimseContext, assoc: Association, request: C_STORE, context: PresentationContext
+) -> None:
+    """Answer one C-STORE request: store its data set as a Part 10 object, then respond."""
+    dataset = request.DataSet.getvalue()  # type: ignore[union-attr]
+    data = b"".join(
+        (
+            file_meta(
+                str(request.AffectedSOPClassUID),
+                str(request.AffectedSOPInstanceUID),
+                str(context.transfer_syntax[0]),
+            ),
+            dataset,
+        )
+    )
+    status, reason = store(ctx, assoc, data, str(context.abstract_syntax))
+    if assoc.is_established:
+        send_command(assoc, cast(int, context.context_id), store_response(request, status, reason))
+
+
+@functools.cache
+def _is_storage(sop_class_uid: str) -> bool:
+    return uid_to_service_class(sop_class_uid) is StorageServiceClass
+
+
+def store_service(event: evt.Event, ctx: DimseContext) -> None:
+    """EVT_CONN_OPEN handler: an accepted association's C-STORE requests go to serve_store.
+
+    Everything else, and C-STORE requests that pynetdicom would not serve as storage (during
+    release, incomplete, on an unknown context), takes pynetdicom's own route.
+    """
+    assoc = event.assoc
+    if not assoc.is_acceptor:
+        return
+    serve_other = assoc._serve_request
+
+    def serve_request(message: Any, context_id: int) -> None:
+        context = assoc._accepted_cx.get(context_id)
+        if (
+            type(message) is C_STORE
+            and context is not None
+            and not assoc._sent_release
+            and message.is_valid_request
+            and _is_storage(str(message.AffectedSOPClassUID))
+        ):
+            assoc.dimse.cancel_req = {}
+            serve_store(ctx, assoc, message, context)
+        else:
+            serve_other(message, context_id)
+
+    assoc._serve_request = serve_request  # type: ignore[method-assign,assignment]

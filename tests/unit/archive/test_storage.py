@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pacs_ai.archive.storage import Storage, StorageError
+from pacs_ai.archive.storage import FAN_OUT, Storage, StorageError
 
 DIGEST = hashlib.sha256(b"x").hexdigest()
 
@@ -41,11 +41,26 @@ def test_a_folder_removed_behind_the_store_is_made_again(storage: Storage) -> No
     relative = storage.relative_path("1.2.3.8", DIGEST)
     storage.write(relative, b"first")
     storage.remove(relative)
-    fan_out = storage.absolute(relative).parent
-    fan_out.rmdir()
-    fan_out.parent.rmdir()
+    storage.absolute(relative).parent.rmdir()
     assert storage.write(relative, b"again") is True
     assert storage.open(relative).read_bytes() == b"again"
+
+
+def test_objects_of_the_older_two_level_layout_are_rewritten_in_place(storage: Storage) -> None:
+    relative = f"ab/cd/1.2.3.9.{DIGEST[:16]}.dcm"
+    assert storage.write(relative, b"old layout") is True
+    assert storage.open(relative).read_bytes() == b"old layout"
+
+
+def test_every_fan_out_folder_exists_before_the_first_write(tmp_path: Path) -> None:
+    storage = Storage(tmp_path / "objects")
+    folders = {p.name for p in storage.root.iterdir() if p.is_dir()}
+    assert folders == {f"{index:03x}" for index in range(FAN_OUT)}
+    relative = storage.relative_path("1.2.3.10", DIGEST)
+    assert relative.split("/")[0] in folders
+    (storage.root / "abc").rmdir()
+    Storage(storage.root)  # made once: a later start trusts the marker
+    assert not (storage.root / "abc").exists()
 
 
 def test_write_is_complete_and_leaves_no_temporary_files(storage: Storage) -> None:
