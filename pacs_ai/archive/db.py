@@ -10,13 +10,13 @@ import fcntl
 import os
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -69,7 +69,7 @@ def _begin_sqlite(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-class _SerializedSessions(sessionmaker[Session]):
+class _WriteTurns:
     """Write transactions that take turns, across threads and across processes.
 
     SQLite has one writer at a time; a writer that meets its lock waits in SQLite's busy
@@ -79,21 +79,20 @@ class _SerializedSessions(sessionmaker[Session]):
     command-line tool, say) still fall back on the busy handler.
     """
 
-    def __init__(self, bind: Engine, lock_path: Path | None) -> None:
-        super().__init__(bind, expire_on_commit=False)
+    def __init__(self, lock_path: Path | None) -> None:
         self._turn = threading.Lock()
         self._lock_fd = (
             os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o640) if lock_path is not None else None
         )
 
     @contextmanager
-    def begin(self) -> Iterator[Session]:
+    def take(self) -> Iterator[None]:
+        """Hold the turn for the duration of one write transaction."""
         with self._turn:
             if self._lock_fd is not None:
                 fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
             try:
-                with super().begin() as session:
-                    yield session
+                yield
             finally:
                 if self._lock_fd is not None:
                     fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -105,21 +104,54 @@ class _SerializedSessions(sessionmaker[Session]):
             self._lock_fd = None
 
 
+class _SerializedSessions(sessionmaker[Session]):
+    """Sessions whose write transactions take turns (:class:`_WriteTurns`)."""
+
+    def __init__(self, bind: Engine, turns: _WriteTurns) -> None:
+        super().__init__(bind, expire_on_commit=False)
+        self._turns = turns
+
+    @contextmanager
+    def begin(self) -> Iterator[Session]:
+        with self._turns.take(), super().begin() as session:
+            yield session
+
+
 class Database:
-    """The process's engine and its two session factories: reads, and write transactions."""
+    """The process's engine and its session factories: reads, and write transactions.
+
+    Write transactions come as ORM sessions (:attr:`write_sessions`) or, where a Session's
+    bookkeeping would cost more than the statements, as a bare connection
+    (:meth:`write_transaction`); both take the same turns on SQLite.
+    """
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.sessions: sessionmaker[Session] = sessionmaker(self.engine, expire_on_commit=False)
-        self.write_sessions: sessionmaker[Session] = (
-            _SerializedSessions(
-                self.engine.execution_options(sqlite_begin="IMMEDIATE"), _write_lock_path(url)
-            )
+        self._write_engine = (
+            self.engine.execution_options(sqlite_begin="IMMEDIATE")
             if self.is_sqlite
+            else self.engine
+        )
+        self._write_turns = _WriteTurns(_write_lock_path(url)) if self.is_sqlite else None
+        self.write_sessions: sessionmaker[Session] = (
+            _SerializedSessions(self._write_engine, self._write_turns)
+            if self._write_turns is not None
             else sessionmaker(self.engine, expire_on_commit=False)
         )
+
+    @contextmanager
+    def write_transaction(self) -> Iterator[Connection]:
+        """A write transaction on a bare connection, committed on exit, rolled back on error.
+
+        What ``write_sessions.begin()`` gives, less the ORM Session: for the index's hot
+        path, whose few statements cost less than a Session's begin, commit and close.
+        """
+        turn = self._write_turns.take() if self._write_turns is not None else nullcontext()
+        with turn, self._write_engine.begin() as connection:
+            yield connection
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the shipped migrations to this database."""
@@ -128,8 +160,8 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection."""
         self.engine.dispose()
-        if isinstance(self.write_sessions, _SerializedSessions):
-            self.write_sessions.close()
+        if self._write_turns is not None:
+            self._write_turns.close()
 
 
 def _write_lock_path(url: str) -> Path | None:
