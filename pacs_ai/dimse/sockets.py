@@ -24,23 +24,28 @@ from pynetdicom.transport import AssociationSocket
 log = logging.getLogger(__name__)
 
 
+FIRST_READ_BYTES = 1 << 18
+"""Buffer for a PDU at first: our default maximum PDU. A larger one grows it as its bytes
+arrive, so a peer that announces 4 GiB and sends 64 bytes costs no more than this."""
+
+
 class BulkReceiveSocket(AssociationSocket):
     """An association socket whose reads fill one buffer, as large as the kernel allows."""
 
     def recv(self, nr_bytes: int) -> bytearray:
         """``nr_bytes`` from the peer, or fewer when the connection closes first."""
         assert self.socket is not None
-        buffer = bytearray(nr_bytes)
-        view = memoryview(buffer)
+        buffer = bytearray(min(nr_bytes, FIRST_READ_BYTES))
         received = 0
         while received < nr_bytes:
-            count = self.socket.recv_into(view[received:])
+            if received == len(buffer):
+                buffer += bytes(min(nr_bytes - received, len(buffer)))
+            with memoryview(buffer) as view, view[received:] as free:
+                count = self.socket.recv_into(free)
             if not count:
-                view.release()
                 del buffer[received:]
-                return buffer
+                break
             received += count
-        view.release()
         return buffer
 
 

@@ -3,9 +3,9 @@
 C-STORE requests skip pynetdicom's service-class dispatch. That route builds a response
 primitive with validated UIDs, file meta through a pydicom Dataset and a response message
 through another. Together this cost as much interpreter time as parsing and indexing the
-object. Here the file meta and the response command are packed directly
-(:mod:`pacs_ai.dicom.encoding`), and the response goes to the association's network thread
-as pynetdicom would send it.
+object. Here the requests come assembled from P-DATA (:mod:`pacs_ai.dimse.store_receive`),
+the file meta and the response command are packed directly (:mod:`pacs_ai.dicom.encoding`),
+and the response goes to the association's network thread as pynetdicom would send it.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pacs_ai.archive.ingest import IngestError, IngestErrorKind
 from pacs_ai.dicom.encoding import command_set, file_meta, padded, us
 from pacs_ai.dicom.status import Status
 from pacs_ai.dimse.context import DimseContext
+from pacs_ai.dimse.store_receive import StoreReceiver, StoreRequest
 from pacs_ai.security.audit import Action, Outcome, record_dimse
 
 log = logging.getLogger(__name__)
@@ -88,18 +89,18 @@ def store(ctx: DimseContext, assoc: Association, data: bytes, sop_class: str) ->
     return Status.SUCCESS, ""
 
 
-def store_response(request: C_STORE, status: Status, reason: str) -> bytes:
+def store_response(request: StoreRequest, status: Status, reason: str) -> bytes:
     """The encoded C-STORE-RSP command set (PS3.7 9.3.1.2) answering ``request``."""
     elements = [
-        (0x0002, padded(str(request.AffectedSOPClassUID), b"\x00")),
+        (0x0002, padded(request.sop_class_uid, b"\x00")),
         (0x0100, us(C_STORE_RSP)),
-        (0x0120, us(request.MessageID)),  # type: ignore[arg-type]
+        (0x0120, us(request.message_id)),
         (0x0800, us(NO_DATA_SET)),
         (0x0900, us(int(status))),
     ]
     if reason:
         elements.append((0x0902, padded(reason[:ERROR_COMMENT_MAX], b" ")))
-    elements.append((0x1000, padded(str(request.AffectedSOPInstanceUID), b"\x00")))
+    elements.append((0x1000, padded(request.sop_instance_uid, b"\x00")))
     return command_set(elements)
 
 
@@ -119,18 +120,15 @@ def send_command(assoc: Association, context_id: int, command: bytes) -> None:
 
 
 def serve_store(
-    ctx: DimseContext, assoc: Association, request: C_STORE, context: PresentationContext
+    ctx: DimseContext, assoc: Association, request: StoreRequest, context: PresentationContext
 ) -> None:
     """Answer one C-STORE request: store its data set as a Part 10 object, then respond."""
-    dataset = request.DataSet.getvalue()  # type: ignore[union-attr]
     data = b"".join(
         (
             file_meta(
-                str(request.AffectedSOPClassUID),
-                str(request.AffectedSOPInstanceUID),
-                str(context.transfer_syntax[0]),
+                request.sop_class_uid, request.sop_instance_uid, str(context.transfer_syntax[0])
             ),
-            dataset,
+            request.dataset,
         )
     )
     status, reason = store(ctx, assoc, data, str(context.abstract_syntax))
@@ -143,29 +141,53 @@ def _is_storage(sop_class_uid: str) -> bool:
     return uid_to_service_class(sop_class_uid) is StorageServiceClass
 
 
+def _as_store_request(message: C_STORE) -> StoreRequest:
+    """A C-STORE primitive that pynetdicom decoded (one :class:`StoreReceiver` passed on)."""
+    return StoreRequest(
+        message_id=cast(int, message.MessageID),
+        sop_class_uid=str(message.AffectedSOPClassUID),
+        sop_instance_uid=str(message.AffectedSOPInstanceUID),
+        dataset=message.DataSet.getvalue(),  # type: ignore[union-attr]
+    )
+
+
 def store_service(event: evt.Event, ctx: DimseContext) -> None:
     """EVT_CONN_OPEN handler: an accepted association's C-STORE requests go to serve_store.
 
-    Everything else, and C-STORE requests that pynetdicom would not serve as storage (during
-    release, incomplete, on an unknown context), takes pynetdicom's own route.
+    :class:`StoreReceiver` assembles them from P-DATA; a C-STORE that pynetdicom decoded
+    instead is served the same way. Everything else, and requests that pynetdicom would not
+    serve as storage (during release, incomplete, on an unknown context), take pynetdicom's
+    own route.
     """
     assoc = event.assoc
     if not assoc.is_acceptor:
         return
     serve_other = assoc._serve_request
 
+    def accepts(context_id: int, sop_class_uid: str) -> bool:
+        return context_id in assoc._accepted_cx and _is_storage(sop_class_uid)
+
     def serve_request(message: Any, context_id: int) -> None:
-        context = assoc._accepted_cx.get(context_id)
-        if (
+        if type(message) is StoreRequest:
+            request = message
+        elif (
             type(message) is C_STORE
-            and context is not None
-            and not assoc._sent_release
             and message.is_valid_request
             and _is_storage(str(message.AffectedSOPClassUID))
         ):
-            assoc.dimse.cancel_req = {}
-            serve_store(ctx, assoc, message, context)
+            request = _as_store_request(message)
         else:
             serve_other(message, context_id)
+            return
+        context = assoc._accepted_cx.get(context_id)
+        if assoc._sent_release:  # as pynetdicom does
+            log.warning("C-STORE request received during association release, ignored")
+        elif context is None:  # as pynetdicom does for a context never accepted
+            log.info("DIMSE message on context ID %s, which was not accepted", context_id)
+            assoc.abort()
+        else:
+            assoc.dimse.cancel_req = {}
+            serve_store(ctx, assoc, request, context)
 
+    StoreReceiver(assoc.dimse, accepts).install()
     assoc._serve_request = serve_request  # type: ignore[method-assign,assignment]

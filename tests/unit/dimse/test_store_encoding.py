@@ -21,6 +21,7 @@ from pynetdicom.dsutils import create_file_meta, encode_file_meta
 from pacs_ai.dicom.encoding import file_meta
 from pacs_ai.dicom.status import Status
 from pacs_ai.dimse.handlers.store import send_command, store_response
+from pacs_ai.dimse.store_receive import StoreRequest
 
 uid = st.from_regex(r"(0|[1-9][0-9]{0,8})(\.(0|[1-9][0-9]{0,8})){1,6}", fullmatch=True)
 syntax = st.sampled_from(
@@ -82,7 +83,7 @@ def test_store_response_is_pynetdicoms(
 ) -> None:
     request = _request(sop_class, sop_instance, message_id)
     expected = _pynetdicom_response(request, status, reason)
-    ours = store_response(request, status, reason)
+    ours = store_response(StoreRequest(message_id, sop_class, sop_instance, b""), status, reason)
     [pdata] = expected.encode_msg(1, 0)
     [[_context, encoded]] = pdata.presentation_data_value_list
     assert ours == encoded[1:]
@@ -99,7 +100,11 @@ def test_responses_are_fragmented_like_pynetdicoms(max_pdu: int, context_id: int
     send_command(
         assoc,  # type: ignore[arg-type]
         context_id,
-        store_response(request, Status.CONFLICTING_DUPLICATE, "other content"),
+        store_response(
+            StoreRequest(9, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5", b""),
+            Status.CONFLICTING_DUPLICATE,
+            "other content",
+        ),
     )
     expected = _pynetdicom_response(request, Status.CONFLICTING_DUPLICATE, "other content")
     assert [[list(pdv) for pdv in p.presentation_data_value_list] for p in sent] == [
