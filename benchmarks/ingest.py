@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import numpy as np
 from common import free_port, percentile
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -52,30 +54,30 @@ def wait_for_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"nothing listens on {port}")
 
 
-def listeners(port: int) -> int:
-    """Sockets listening on ``port`` (each DIMSE process with SO_REUSEPORT has its own)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        for line in Path(table).read_text().splitlines()[1:]:
-            local, state = line.split()[1], line.split()[3]
-            count += state == "0A" and int(local.rsplit(":", 1)[1], 16) == port
-    return count
+def serving(http_port: int) -> int:
+    """DIMSE processes serving, as the server's /metrics reports them (0 until it answers)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return 0
+    return len(re.findall(r"pacs_ai_dimse_associations_active\{", text))
 
 
 @contextmanager
 def pacs_ai_server(folder: Path, workers: int = 1) -> Iterator[int]:
     """``pacs-ai serve`` on the embedded defaults (SQLite), in its own process.
 
-    ``workers``: ``PACS_AI_DIMSE_WORKERS``; the server counts as up once every one listens.
+    ``workers``: ``PACS_AI_DIMSE_WORKERS``; the server counts as up once every one serves.
     """
-    port = free_port()
+    port, http_port = free_port(), free_port()
     env = {
         **os.environ,
+        "PACS_AI_METRICS_PUBLIC": "true",
         "PACS_AI_DIMSE_WORKERS": str(workers),
         "PACS_AI_DATA_DIR": str(folder),
         "PACS_AI_PIPELINES_ENABLED": "false",
         "PACS_AI_DIMSE_PORT": str(port),
-        "PACS_AI_HTTP_PORT": str(free_port()),
+        "PACS_AI_HTTP_PORT": str(http_port),
         "PACS_AI_LOG_LEVEL": "WARNING",
     }
     process = subprocess.Popen(
@@ -84,9 +86,9 @@ def pacs_ai_server(folder: Path, workers: int = 1) -> Iterator[int]:
     try:
         wait_for_port(port)
         deadline = time.monotonic() + 60
-        while listeners(port) < workers:
+        while serving(http_port) < workers:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"only {listeners(port)} of {workers} DIMSE processes listen")
+                raise RuntimeError(f"only {serving(http_port)} of {workers} DIMSE processes serve")
             time.sleep(0.1)
         yield port
     finally:

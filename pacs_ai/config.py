@@ -88,8 +88,9 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=64,
-        description="Processes accepting DIMSE associations on the one port (SO_REUSEPORT); "
-        "one per CPU core lets concurrent C-STOREs use every core",
+        description="Processes serving DIMSE associations on the one port (the main process "
+        "hands each new one to the least busy); one per CPU core lets concurrent C-STOREs use "
+        "every core",
     )
     acse_timeout_s: float = Field(default=30.0, gt=0)
     dimse_timeout_s: float = Field(default=60.0, gt=0)

@@ -16,7 +16,7 @@ from pacs_ai.archive.db import Database
 from pacs_ai.archive.ingest import build_ingestor
 from pacs_ai.archive.ingest_pool import IngestPool
 from pacs_ai.config import Settings
-from pacs_ai.dimse.ae import start_server
+from pacs_ai.dimse.ae import DimseServer, start_server
 from pacs_ai.dimse.context import DimseContext
 from pacs_ai.dimse.workers import DimseWorkers
 from pacs_ai.pipeline.definition import load_pipelines
@@ -132,10 +132,15 @@ class Server:
             self.dispatcher = build_dispatcher(self.context)
             self.dispatcher.start()
         settings = self.context.settings
-        self.dimse = start_server(self.context, reuse_port=settings.dimse_workers > 1)
+        self.dimse = start_server(self.context)
         if settings.dimse_workers > 1:
-            self.dimse_workers = DimseWorkers(settings, self.dimse_port)
+            dimse = self.dimse
+            assert isinstance(dimse, DimseServer)
+            self.dimse_workers = DimseWorkers(
+                settings, self.dimse_port, own_load=lambda: len(dimse.active_associations)
+            )
             self.dimse_workers.start()
+            dimse.dispatch = self.dimse_workers.dispatch
         metrics = Metrics(self.context.database, associations=self._open_associations)
         metrics.registry.register(PipelineCollector(self.context.database))
         self.http = HttpServer(

@@ -9,6 +9,7 @@ import copy
 import logging
 import socket
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from pydicom.uid import (
@@ -133,20 +134,42 @@ def _cheap_to_copy(context: PresentationContext) -> PresentationContext:
     return twin
 
 
-class _SharedPortServer(ThreadedAssociationServer):
-    """A server whose port other processes may bind too (the DIMSE workers)."""
+class DimseServer(ThreadedAssociationServer):
+    """The SCP's server; with DIMSE workers, each accepted connection may go to one of them.
+
+    ``dispatch`` (set by :class:`~pacs_ai.dimse.workers.DimseWorkers`) hands the connection
+    to the least busy process and says whether it did; otherwise this process serves it.
+    """
+
+    dispatch: Callable[[socket.socket], bool] | None = None
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self.dispatch is not None and self.dispatch(request):
+            request.close()  # this process's descriptor; the worker has its own
+            return
+        super().process_request(request, client_address)
+
+
+class _HandedServer(ThreadedAssociationServer):
+    """A DIMSE worker's server: it never listens; the main process hands it connections."""
 
     def server_bind(self) -> None:
-        assert self.socket is not None
-        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        super().server_bind()
+        pass
+
+    def server_activate(self) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        # Never in serve_forever, so nothing to wait for: close, and leave the AE's list.
+        self.server_close()
+        self.ae._servers.remove(self)
 
 
-def start_server(ctx: DimseContext, *, reuse_port: bool = False) -> ThreadedAssociationServer:
+def start_server(ctx: DimseContext, *, listen: bool = True) -> ThreadedAssociationServer:
     """Listen on the configured address; one thread per association.
 
-    ``reuse_port``: the port is shared with the other DIMSE processes of this server
-    (:mod:`pacs_ai.dimse.workers`); the kernel hands each new connection to one of them.
+    ``listen=False``: a DIMSE worker's server (:mod:`pacs_ai.dimse.workers`), which serves
+    the connections that the main process passes it through ``process_request``.
     """
     ae = build_ae(ctx)
     address = (ctx.settings.dimse_host, ctx.settings.dimse_port)
@@ -154,10 +177,11 @@ def start_server(ctx: DimseContext, *, reuse_port: bool = False) -> ThreadedAsso
         address,
         contexts=[_cheap_to_copy(cx) for cx in ae.supported_contexts],
         evt_handlers=handler_bindings(ctx),
-        server_class=_SharedPortServer if reuse_port else ThreadedAssociationServer,
+        server_class=DimseServer if listen else _HandedServer,
     )
-    thread = threading.Thread(target=server.serve_forever, name="dimse-acceptor", daemon=True)
-    thread.start()
     ae._servers.append(server)  # what start_server does: server.shutdown() expects it there
-    log.info("DIMSE SCP %s listening on %s:%d", ae.ae_title, *server.server_address[:2])
+    if listen:
+        thread = threading.Thread(target=server.serve_forever, name="dimse-acceptor", daemon=True)
+        thread.start()
+        log.info("DIMSE SCP %s listening on %s:%d", ae.ae_title, *server.server_address[:2])
     return server
