@@ -9,6 +9,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -20,6 +21,8 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+KEPT_IDLE_S = 5.0
+"""A write connection idle this long is not reused unchecked (see _KeptConnection)."""
 
 
 class Base(DeclarativeBase):
@@ -104,6 +107,49 @@ class _WriteTurns:
             self._lock_fd = None
 
 
+class _KeptConnection:
+    """One connection kept open between write transactions, for whoever writes next.
+
+    Checking a connection out of the pool and back in (with the pool's reset and, on
+    PostgreSQL, its liveness ping) cost as much interpreter time as the index's statements
+    for one object. A connection idle for longer than KEPT_IDLE_S goes back to the pool
+    instead, so that one left behind by a database restart is never used unchecked; one that
+    broke is dropped.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._kept: tuple[Connection, float] | None = None
+
+    def take(self) -> Connection:
+        """The kept connection if it is fresh, else one from the pool."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            connection, since = kept
+            if time.monotonic() - since <= KEPT_IDLE_S and not connection.invalidated:
+                return connection
+            connection.close()
+        return self._engine.connect()
+
+    def give_back(self, connection: Connection) -> None:
+        """Keep ``connection`` for the next writer, unless it broke or one is kept already."""
+        if not connection.closed and not connection.invalidated:
+            with self._lock:
+                if self._kept is None:
+                    self._kept = (connection, time.monotonic())
+                    return
+        connection.close()
+
+    def close(self) -> None:
+        """Return the kept connection to the pool."""
+        with self._lock:
+            kept, self._kept = self._kept, None
+        if kept is not None:
+            kept[0].close()
+
+
 class _SerializedSessions(sessionmaker[Session]):
     """Sessions whose write transactions take turns (:class:`_WriteTurns`)."""
 
@@ -136,6 +182,7 @@ class Database:
             else self.engine
         )
         self._write_turns = _WriteTurns(_write_lock_path(url)) if self.is_sqlite else None
+        self._writer = _KeptConnection(self._write_engine)
         self.write_sessions: sessionmaker[Session] = (
             _SerializedSessions(self._write_engine, self._write_turns)
             if self._write_turns is not None
@@ -148,10 +195,16 @@ class Database:
 
         What ``write_sessions.begin()`` gives, less the ORM Session: for the index's hot
         path, whose few statements cost less than a Session's begin, commit and close.
+        One connection is kept between such transactions (:class:`_KeptConnection`).
         """
         turn = self._write_turns.take() if self._write_turns is not None else nullcontext()
-        with turn, self._write_engine.begin() as connection:
-            yield connection
+        with turn:
+            connection = self._writer.take()
+            try:
+                with connection.begin():
+                    yield connection
+            finally:
+                self._writer.give_back(connection)
 
     def upgrade(self, revision: str = "head") -> None:
         """Apply the shipped migrations to this database."""
@@ -159,6 +212,7 @@ class Database:
 
     def dispose(self) -> None:
         """Close every pooled connection."""
+        self._writer.close()
         self.engine.dispose()
         if self._write_turns is not None:
             self._write_turns.close()
