@@ -75,7 +75,8 @@ class DimseWorkers:
         to a worker: the main process also runs HTTP and the AI pipeline.
         """
         best, best_load = 0, self._own_load()
-        for slot in self._channels:
+        # Slots, not the channel dict: the supervisor may replace a channel meanwhile.
+        for slot in range(1, self.count + 1):
             if self._active[slot] == NOT_LISTENING:
                 continue
             load = self._handed[slot] - self._closed[slot]
@@ -120,8 +121,6 @@ class DimseWorkers:
     def _spawn(self, slot: int) -> None:
         self._active[slot] = NOT_LISTENING
         self._handed[slot] = self._closed[slot] = 0
-        if slot in self._channels:
-            self._channels.pop(slot).close()
         ours, theirs = SPAWN.Pipe()
         process = SPAWN.Process(
             target=run_worker,
@@ -131,7 +130,10 @@ class DimseWorkers:
         )
         process.start()
         theirs.close()
-        self._channels[slot] = ours
+        old = self._channels.get(slot)
+        self._channels[slot] = ours  # replaced in place: dispatch reads it from another thread
+        if old is not None:
+            old.close()
         self._processes[slot] = process
         log.info("DIMSE worker %d started (pid %s)", slot, process.pid)
 
