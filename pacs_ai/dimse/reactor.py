@@ -10,6 +10,9 @@ Here both threads wait instead: the network thread in ``select`` on its socket a
 wake-up pipe that is written whenever the association queues something to send; the
 association thread on its message queue. Each still looks at its flags (release, abort,
 timers) at least every ``QUIET_WAIT_S``.
+
+pynetdicom's pause of the association thread also has a race, on the associations we open
+(C-MOVE sub-operations, ``pacs-ai send``): see :class:`ExactCheckpoint`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import contextlib
 import os
 import queue
 import select
+import threading
 from typing import Any
 
 from pynetdicom import evt
@@ -110,3 +114,67 @@ def quieten(assoc: Association) -> None:
 def quiet_reactor(event: evt.Event) -> None:
     """EVT_CONN_OPEN handler: see :func:`quieten`."""
     quieten(event.assoc)
+
+
+class ExactCheckpoint:
+    """``Association._reactor_checkpoint`` (a ``threading.Event``) made safe to pause on.
+
+    ``send_c_store`` and the other ``send_*`` methods pause the association thread by
+    clearing the event and then waiting for ``_is_paused``. The thread sets ``_is_paused``
+    *before* it waits on the event, so a sender can clear the event just after the thread
+    passed it and still see ``_is_paused`` true. The thread then takes the peer's response
+    off the queue, logs "Received unexpected C-STORE service message" and the sender times
+    out (pynetdicom issue #875; it failed a C-MOVE in our CI).
+
+    Here the association thread holds a lock from leaving ``wait`` until it waits again,
+    and ``clear`` takes that lock: when ``clear`` returns, the thread is either waiting or
+    not yet at the checkpoint, and in both cases it stops there.
+    """
+
+    HOLDER_POLL_S = 0.005
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._event.set()
+        self._lock = threading.Lock()
+        self._holder: threading.Thread | None = None  # holds _lock between two waits
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        """Clear once the association thread is at or before the checkpoint."""
+        holder = self._holder
+        if holder is threading.current_thread():  # the thread pausing itself (C-GET SCP)
+            self._event.clear()
+            return
+        while not self._lock.acquire(timeout=self.HOLDER_POLL_S):
+            holder = self._holder
+            if holder is not None and not holder.is_alive():  # its reactor ended: no race left
+                self._event.clear()
+                return
+        try:
+            self._event.clear()
+        finally:
+            self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Called only by the association thread, at the top of each reactor turn."""
+        if self._holder is threading.current_thread():
+            self._holder = None
+            self._lock.release()
+        while True:
+            self._event.wait()
+            self._lock.acquire()
+            if self._event.is_set():
+                self._holder = threading.current_thread()
+                return True
+            self._lock.release()
+
+
+def pause_exactly(event: evt.Event) -> None:
+    """EVT_CONN_OPEN handler for associations we request: see :class:`ExactCheckpoint`."""
+    event.assoc._reactor_checkpoint = ExactCheckpoint()  # type: ignore[assignment]

@@ -17,6 +17,7 @@ from pynetdicom import AE, build_context, evt
 from pynetdicom.presentation import PresentationContext
 
 from pacs_ai.dicom.status import Status
+from pacs_ai.dimse.reactor import pause_exactly
 from pacs_ai.dimse.sockets import configure_socket
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def send_files(
         port,
         contexts=contexts_for(pairs),
         ae_title=called_ae,
-        evt_handlers=[(evt.EVT_CONN_OPEN, configure_socket)],
+        evt_handlers=[(evt.EVT_CONN_OPEN, configure_socket), (evt.EVT_CONN_OPEN, pause_exactly)],
     )
     if not assoc.is_established:
         for path in files:

@@ -16,6 +16,7 @@ from pacs_ai.dimse.handlers.identifier import IdentifierError
 from pacs_ai.dimse.handlers.retrieve import audit_retrieve, instances_to_send
 from pacs_ai.dimse.handlers.store import failure
 from pacs_ai.dimse.nodes import get_by_ae_title
+from pacs_ai.dimse.reactor import pause_exactly
 from pacs_ai.dimse.scu import contexts_for
 from pacs_ai.dimse.sockets import configure_socket
 from pacs_ai.security.audit import Outcome
@@ -59,7 +60,10 @@ def handle_move(event: evt.Event, ctx: DimseContext) -> Iterator[Any]:
         {
             "contexts": contexts_for(sorted(pairs)),
             "ae_title": node.ae_title,
-            "evt_handlers": [(evt.EVT_CONN_OPEN, configure_socket)],
+            "evt_handlers": [
+                (evt.EVT_CONN_OPEN, configure_socket),
+                (evt.EVT_CONN_OPEN, pause_exactly),
+            ],
         },
     )
     audit_retrieve(
