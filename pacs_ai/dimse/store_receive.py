@@ -104,13 +104,20 @@ class StoreReceiver:
     """Replaces ``DIMSEServiceProvider.receive_primitive`` of one association.
 
     ``accepts(context_id, sop_class_uid)`` says which C-STORE requests to assemble here;
-    assembled requests join pynetdicom's message queue as :class:`StoreRequest`.
+    ``serve(context_id, request)`` is called with each one once its last fragment arrived,
+    on the thread that received it (the association's network thread).
     """
 
-    def __init__(self, dimse: DIMSEServiceProvider, accepts: Callable[[int, str], bool]) -> None:
+    def __init__(
+        self,
+        dimse: DIMSEServiceProvider,
+        accepts: Callable[[int, str], bool],
+        serve: Callable[[int, StoreRequest], None],
+    ) -> None:
         self._dimse = dimse
         self._pass_on = dimse.receive_primitive
         self._accepts = accepts
+        self._serve = serve
         self._fragments: list[tuple[int, bytes]] = []  # every PDV of the current message
         self._command: _StoreCommand | None = None  # set once its command set is complete
         self._passing = False  # the current message is pynetdicom's
@@ -160,16 +167,14 @@ class StoreReceiver:
         command = self._command
         assert command is not None
         dataset = b"".join(memoryview(data)[1:] for _, data in self._fragments if not data[0] & 1)
-        self._dimse.msg_queue.put(
-            (  # type: ignore[arg-type]  # served by pacs_ai.dimse.handlers.store
-                context_id,
-                StoreRequest(
-                    command.message_id, command.sop_class_uid, command.sop_instance_uid, dataset
-                ),
-            )
-        )
         self._fragments = []
         self._command = None
+        self._serve(
+            context_id,
+            StoreRequest(
+                command.message_id, command.sop_class_uid, command.sop_instance_uid, dataset
+            ),
+        )
 
     def _hand_over(self, rest: list[tuple[int, bytes]]) -> None:
         """Give pynetdicom the current message whole, as if it had had it from the start.

@@ -5,19 +5,21 @@ primitive with validated UIDs, file meta through a pydicom Dataset and a respons
 through another. Together this cost as much interpreter time as parsing and indexing the
 object. Here the requests come assembled from P-DATA (:mod:`pacs_ai.dimse.store_receive`),
 the file meta and the response command are packed directly (:mod:`pacs_ai.dicom.encoding`),
-and the response goes to the association's network thread as pynetdicom would send it.
+and the network thread that received a request stores it and sends the response itself.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+from collections.abc import Callable
 from typing import Any, cast
 
 from pydicom.dataset import Dataset
 from pynetdicom import evt
 from pynetdicom.association import Association
 from pynetdicom.dimse_primitives import C_STORE
+from pynetdicom.pdu import P_DATA_TF
 from pynetdicom.pdu_primitives import P_DATA
 from pynetdicom.presentation import PresentationContext
 from pynetdicom.service_class import StorageServiceClass
@@ -104,10 +106,13 @@ def store_response(request: StoreRequest, status: Status, reason: str) -> bytes:
     return command_set(elements)
 
 
-def send_command(assoc: Association, context_id: int, command: bytes) -> None:
-    """Send a command set with no data set, in fragments that fit the peer's PDUs (PS3.8 9.3.5)."""
-    limit = assoc.dimse.maximum_pdu_size
-    size = limit - 6 if limit else len(command)  # 6: PDV item length, context ID, header
+def command_pdus(max_pdu: int, context_id: int, command: bytes) -> list[P_DATA]:
+    """A command set with no data set, in P-DATA fragments that fit the peer's PDUs (PS3.8 9.3.5).
+
+    ``max_pdu``: the peer's maximum PDU length, 0 for no limit.
+    """
+    size = max_pdu - 6 if max_pdu else len(command)  # 6: PDV item length, context ID, header
+    primitives = []
     for offset in range(0, len(command), size):
         last = offset + size >= len(command)
         primitive = P_DATA()
@@ -116,13 +121,21 @@ def send_command(assoc: Association, context_id: int, command: bytes) -> None:
         primitive.presentation_data_value_list = [
             [context_id, header + command[offset : offset + size]]  # type: ignore[list-item]
         ]
-        assoc.dul.send_pdu(primitive)
+        primitives.append(primitive)
+    return primitives
 
 
 def serve_store(
-    ctx: DimseContext, assoc: Association, request: StoreRequest, context: PresentationContext
+    ctx: DimseContext,
+    assoc: Association,
+    request: StoreRequest,
+    context: PresentationContext,
+    send: Callable[[P_DATA], None],
 ) -> None:
-    """Answer one C-STORE request: store its data set as a Part 10 object, then respond."""
+    """Answer one C-STORE request: store its data set as a Part 10 object, then respond.
+
+    ``send`` puts a P-DATA primitive on the wire: see :func:`store_service` for which.
+    """
     data = b"".join(
         (
             file_meta(
@@ -133,7 +146,11 @@ def serve_store(
     )
     status, reason = store(ctx, assoc, data, str(context.abstract_syntax))
     if assoc.is_established:
-        send_command(assoc, cast(int, context.context_id), store_response(request, status, reason))
+        response = store_response(request, status, reason)
+        for primitive in command_pdus(
+            assoc.dimse.maximum_pdu_size, cast(int, context.context_id), response
+        ):
+            send(primitive)
 
 
 @functools.cache
@@ -154,10 +171,17 @@ def _as_store_request(message: C_STORE) -> StoreRequest:
 def store_service(event: evt.Event, ctx: DimseContext) -> None:
     """EVT_CONN_OPEN handler: an accepted association's C-STORE requests go to serve_store.
 
-    :class:`StoreReceiver` assembles them from P-DATA; a C-STORE that pynetdicom decoded
-    instead is served the same way. Everything else, and requests that pynetdicom would not
-    serve as storage (during release, incomplete, on an unknown context), take pynetdicom's
-    own route.
+    :class:`StoreReceiver` assembles them from P-DATA on the association's network thread,
+    which then stores each one and sends its response itself, as pynetdicom's DT-1 action
+    would. Handing the request to the association thread and the response back to the
+    network thread cost two thread wake-ups and two turns of the interpreter lock per
+    object, about 0.5 ms of a C-STORE's 5 ms on one association. The peer sends nothing
+    else meanwhile: it waits for the response (one outstanding operation, PS3.7 D.3.3.3).
+
+    A C-STORE that pynetdicom decoded instead is served the same way on the association
+    thread, its response queued for the network thread. Everything else, and requests that
+    pynetdicom would not serve as storage (during release, incomplete, on an unknown
+    context), take pynetdicom's own route.
     """
     assoc = event.assoc
     if not assoc.is_acceptor:
@@ -167,16 +191,26 @@ def store_service(event: evt.Event, ctx: DimseContext) -> None:
     def accepts(context_id: int, sop_class_uid: str) -> bool:
         return context_id in assoc._accepted_cx and _is_storage(sop_class_uid)
 
+    def send_now(primitive: P_DATA) -> None:
+        assoc.dul._send(P_DATA_TF(primitive))
+
+    def serve_received(context_id: int, request: StoreRequest) -> None:
+        """On the network thread, for a context that ``accepts``."""
+        if assoc._sent_release:  # as pynetdicom does
+            log.warning("C-STORE request received during association release, ignored")
+            return
+        try:
+            serve_store(ctx, assoc, request, assoc._accepted_cx[context_id], send_now)
+        except Exception:  # never let it end the network thread: the peer would hang
+            log.exception("C-STORE from %s could not be answered", assoc.requestor.ae_title)
+            assoc.acse.send_abort(0x02)  # queued for this thread's next turn
+
     def serve_request(message: Any, context_id: int) -> None:
-        if type(message) is StoreRequest:
-            request = message
-        elif (
+        if not (
             type(message) is C_STORE
             and message.is_valid_request
             and _is_storage(str(message.AffectedSOPClassUID))
         ):
-            request = _as_store_request(message)
-        else:
             serve_other(message, context_id)
             return
         context = assoc._accepted_cx.get(context_id)
@@ -187,7 +221,7 @@ def store_service(event: evt.Event, ctx: DimseContext) -> None:
             assoc.abort()
         else:
             assoc.dimse.cancel_req = {}
-            serve_store(ctx, assoc, request, context)
+            serve_store(ctx, assoc, _as_store_request(message), context, assoc.dul.send_pdu)
 
-    StoreReceiver(assoc.dimse, accepts).install()
+    StoreReceiver(assoc.dimse, accepts, serve_received).install()
     assoc._serve_request = serve_request  # type: ignore[method-assign,assignment]

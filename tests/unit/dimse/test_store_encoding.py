@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-from typing import Any
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydicom.uid import (
@@ -20,10 +17,12 @@ from pynetdicom.dsutils import create_file_meta, encode_file_meta
 
 from pacs_ai.dicom.encoding import file_meta
 from pacs_ai.dicom.status import Status
-from pacs_ai.dimse.handlers.store import send_command, store_response
+from pacs_ai.dimse.handlers.store import command_pdus, store_response
 from pacs_ai.dimse.store_receive import StoreRequest
 
-uid = st.from_regex(r"(0|[1-9][0-9]{0,8})(\.(0|[1-9][0-9]{0,8})){1,6}", fullmatch=True)
+uid = st.from_regex(r"(0|[1-9][0-9]{0,8})(\.(0|[1-9][0-9]{0,8})){1,6}", fullmatch=True).filter(
+    lambda value: len(value) <= 64  # UI values hold at most 64 characters
+)
 syntax = st.sampled_from(
     [
         ImplicitVRLittleEndian,
@@ -92,13 +91,8 @@ def test_store_response_is_pynetdicoms(
 @given(max_pdu=st.sampled_from([0, 7, 16, 50, 64, 4096]), context_id=st.sampled_from([1, 7, 255]))
 def test_responses_are_fragmented_like_pynetdicoms(max_pdu: int, context_id: int) -> None:
     request = _request("1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5", 9)
-    sent: list[Any] = []
-    assoc = SimpleNamespace(
-        dimse=SimpleNamespace(maximum_pdu_size=max_pdu),
-        dul=SimpleNamespace(send_pdu=sent.append),
-    )
-    send_command(
-        assoc,  # type: ignore[arg-type]
+    sent = command_pdus(
+        max_pdu,
         context_id,
         store_response(
             StoreRequest(9, "1.2.840.10008.5.1.4.1.1.2", "1.2.3.4.5", b""),

@@ -23,7 +23,9 @@ from pacs_ai.dimse.store_receive import (
 )
 
 CT = "1.2.840.10008.5.1.4.1.1.2"
-uid = st.from_regex(r"[1-9][0-9]{0,8}(\.(0|[1-9][0-9]{0,8})){1,6}", fullmatch=True)
+uid = st.from_regex(r"[1-9][0-9]{0,8}(\.(0|[1-9][0-9]{0,8})){1,6}", fullmatch=True).filter(
+    lambda value: len(value) <= 64  # UI values hold at most 64 characters
+)
 
 
 def store_message(message_id: int, sop_class: str, sop_instance: str, data: bytes) -> C_STORE_RQ:
@@ -58,11 +60,16 @@ def receiver(accepted: bool = True) -> tuple[Association, list[Any]]:
         original(primitive)
 
     assoc.dimse.receive_primitive = record  # type: ignore[method-assign]
-    StoreReceiver(assoc.dimse, lambda _context, _sop_class: accepted).install()
+    StoreReceiver(
+        assoc.dimse,
+        lambda _context, _sop_class: accepted,
+        lambda context, request: assoc.dimse.msg_queue.put((context, request)),  # type: ignore[arg-type]
+    ).install()
     return assoc, passed_on
 
 
 def queued(assoc: Association) -> list[tuple[int, Any]]:
+    """What came out, in order: requests served from here, and pynetdicom's messages."""
     items = []
     while not assoc.dimse.msg_queue.empty():
         items.append(assoc.dimse.msg_queue.get())
