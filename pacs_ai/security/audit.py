@@ -5,8 +5,9 @@ user or calling AE, time, network source, action, patient and studies, outcome),
 protocols, in one table readable by admins (``GET /api/audit``).
 
 Writes are batched: :meth:`AuditLog.record` only puts the entry on a queue, and a writer
-thread inserts what has gathered every ``flush_interval_s`` or ``batch_size`` entries, in one
-transaction. The C-STORE hot path thus pays a queue put, not a database commit. Nothing is
+thread inserts what has gathered every ``flush_interval_s``, in transactions of at most
+``batch_size`` entries. The C-STORE hot path thus pays a queue put, neither a database commit
+nor a thread switch. Nothing is
 dropped silently: :meth:`AuditLog.close` (called when the server stops) writes what is queued,
 an insert that fails is retried, and entries that still cannot be written are logged in full
 at ERROR level.
@@ -127,6 +128,7 @@ class AuditLog:
         self.flush_interval_s = flush_interval_s
         self.batch_size = batch_size
         self._queue: queue.SimpleQueue[AuditEntry | threading.Event | None] = queue.SimpleQueue()
+        self._wake = threading.Event()  # cuts the writer's wait short: a flush, or close
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._closed = False
@@ -145,6 +147,7 @@ class AuditLog:
             return True
         done = threading.Event()
         self._queue.put(done)
+        self._wake.set()
         return done.wait(timeout)
 
     def close(self) -> None:
@@ -155,6 +158,7 @@ class AuditLog:
             self._thread = None
         if thread is not None:
             self._queue.put(None)
+            self._wake.set()
             thread.join()
 
     def _ensure_thread(self) -> None:
@@ -166,46 +170,40 @@ class AuditLog:
                 self._thread.start()
 
     def _run(self) -> None:
+        """Write what was recorded, a batch per ``flush_interval_s``.
+
+        The writer wakes once per batch, for its first entry, and then sleeps through the
+        interval: entries recorded meanwhile do not wake it. Waking it for each one put a
+        thread switch on the path of every C-STORE response (0.1-0.4 ms on one
+        association). :meth:`flush` and :meth:`close` cut the sleep short.
+        """
         stopping = False
         while not stopping:
+            first = self._queue.get()
+            if isinstance(first, AuditEntry):
+                self._wake.wait(self.flush_interval_s)
+            self._wake.clear()
             batch: list[AuditEntry] = []
             waiters: list[threading.Event] = []
-            item = self._queue.get()
-            deadline = time.monotonic() + self.flush_interval_s
-            while True:
+            for item in [first, *self._take_queued()]:
                 if item is None:
                     stopping = True
                 elif isinstance(item, threading.Event):
                     waiters.append(item)
                 else:
                     batch.append(item)
-                if stopping or waiters or len(batch) >= self.batch_size:
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                try:
-                    item = self._queue.get(timeout=remaining)
-                except queue.Empty:
-                    break
-            if stopping:
-                batch.extend(self._drain())
-            if batch:
-                self._write(batch)
+            for start in range(0, len(batch), self.batch_size):
+                self._write(batch[start : start + self.batch_size])
             for waiter in waiters:
                 waiter.set()
 
-    def _drain(self) -> list[AuditEntry]:
-        left: list[AuditEntry] = []
+    def _take_queued(self) -> list[AuditEntry | threading.Event | None]:
+        taken: list[AuditEntry | threading.Event | None] = []
         while True:
             try:
-                item = self._queue.get_nowait()
+                taken.append(self._queue.get_nowait())
             except queue.Empty:
-                return left
-            if isinstance(item, AuditEntry):
-                left.append(item)
-            elif isinstance(item, threading.Event):
-                item.set()
+                return taken
 
     def _write(self, batch: list[AuditEntry]) -> None:
         """Insert ``batch`` in one transaction, retrying; log the entries if all tries fail."""

@@ -53,6 +53,22 @@ def test_entries_are_batched_and_flushed(database: Database) -> None:
     log.close()
 
 
+def test_entries_recorded_in_one_interval_go_in_transactions_of_batch_size(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = AuditLog(database, flush_interval_s=0.3, batch_size=40)
+    written: list[int] = []
+    write = log._write
+    monkeypatch.setattr(log, "_write", lambda batch: (written.append(len(batch)), write(batch)))
+    for n in range(100):
+        log.record(_entry(n))
+    deadline = time.monotonic() + 10
+    while _count(database) < 100 and time.monotonic() < deadline:  # written without a flush
+        time.sleep(0.05)
+    assert written == [40, 40, 20]
+    log.close()
+
+
 def test_close_writes_what_is_queued_and_later_entries_synchronously(database: Database) -> None:
     log = AuditLog(database, flush_interval_s=60.0, batch_size=10_000)
     for n in range(50):
