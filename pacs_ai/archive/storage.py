@@ -1,8 +1,13 @@
 """Durable file store for DICOM objects.
 
-An object is written to a temporary file in its final folder, fsync'ed, renamed into place
-and the folder fsync'ed, so that after a crash a file either is complete or is not there
-(POSIX rename is atomic within one file system).
+An object is written to a temporary file and synced, renamed into place and its folder
+fsync'ed, so that after a crash a file either is complete or is not there (POSIX rename is
+atomic within one file system).
+
+The ingest path starts that write before it parses the object (:meth:`Storage.stage`): the
+synced write runs in a thread, in one system call that lets go of the interpreter lock, while
+the object is hashed and parsed. A C-STORE so no longer waits for the disk and the parser one
+after the other. The temporary file lives in ``.incoming/`` until the object's path is known.
 
 The path derives from the SOP Instance UID, after checking that the UID is a UID (digits and
 dots: no ``/``, ``..`` or NUL can reach the file system), and from the content hash: a new
@@ -16,6 +21,8 @@ import contextlib
 import hashlib
 import os
 import secrets
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from pacs_ai.dicom.uids import is_valid_uid
@@ -28,6 +35,13 @@ class StorageError(Exception):
 FAN_OUT = 4096
 """Folders directly under the root, named by three hex digits of a hash of the UID."""
 FAN_OUT_READY = ".fan-out-ready"
+INCOMING = ".incoming"
+"""Temporary files of objects being staged, before their path is known."""
+ORPHAN_AGE_S = 3600.0
+"""A staged file this old was left by a crash (staging takes milliseconds): removed at start."""
+
+_WRITERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="pacs-ai-store")
+_SYNCED_WRITE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_DSYNC
 
 
 class Storage:
@@ -42,6 +56,9 @@ class Storage:
         self.root.mkdir(parents=True, exist_ok=True)
         self._prefix = str(self.root) + os.sep
         self._make_fan_out()
+        self.incoming = self.root / INCOMING
+        self.incoming.mkdir(exist_ok=True)
+        self._remove_orphans()
 
     def _make_fan_out(self) -> None:
         """Create every fan-out folder once, durably, before the first object arrives.
@@ -60,6 +77,18 @@ class Storage:
         _fsync_dir(self.root)
         ready.touch()
         _fsync_dir(self.root)
+
+    def _remove_orphans(self) -> None:
+        """Staged files that a crash left behind; younger ones may be another process's."""
+        cutoff = time.time() - ORPHAN_AGE_S
+        for entry in os.scandir(self.incoming):
+            with contextlib.suppress(OSError):
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+
+    def stage(self, data: bytes) -> StagedObject:
+        """Start writing ``data`` durably before its path is known; see :class:`StagedObject`."""
+        return StagedObject(self, data)
 
     def relative_path(self, sop_instance_uid: str, sha256: str) -> str:
         """Where an object with this UID and content lives, relative to the root.
@@ -96,11 +125,8 @@ class Storage:
         (unless damaged, which the size check catches and the rewrite repairs).
         """
         path = self.absolute(relative)
-        try:
-            if path.stat().st_size == len(data):
-                return False
-        except OSError:  # absent (or unreadable, which the write below reports)
-            pass
+        if _holds(path, len(data)):
+            return False
         folder = path.parent
         tmp = folder / f".tmp-{secrets.token_hex(8)}"
         try:
@@ -162,6 +188,85 @@ class Storage:
         if not path.is_file():
             raise StorageError(f"object file missing: {relative}")
         return path
+
+
+class StagedObject:
+    """An object's bytes on their way to disk, synced, in a temporary file of ``.incoming/``.
+
+    :meth:`place` puts them at their path once it is known; :meth:`discard` (always called,
+    a no-op after ``place``) removes what was not placed. Not thread-safe: one per ingest.
+    """
+
+    def __init__(self, storage: Storage, data: bytes) -> None:
+        self._storage = storage
+        self._data = data
+        self._tmp: Path | None = storage.incoming / f".tmp-{secrets.token_hex(8)}"
+        self._writing: Future[None] | None = None
+        try:
+            fd = os.open(self._tmp, _SYNCED_WRITE, 0o640)
+        except OSError:  # no staging: place() writes the plain way and reports the error
+            self._tmp = None
+            return
+        self._writing = _WRITERS.submit(_write_all, fd, data)
+        time.sleep(0)  # lets the writer take the interpreter lock and enter its system call
+
+    def place(self, relative: str) -> bool:
+        """Make ``relative`` hold the bytes durably; False when it held them already.
+
+        The first call moves the staged file into place; any later one (a second pass of
+        the ingest) writes the plain way.
+        """
+        tmp, self._tmp = self._tmp, None
+        if tmp is None:
+            return self._storage.write(relative, self._data)
+        try:
+            self._wait()
+            path = self._storage.absolute(relative)
+            if _holds(path, len(self._data)):
+                tmp.unlink()
+                return False
+            try:
+                os.replace(tmp, path)
+            except FileNotFoundError:  # its folder went missing
+                self._storage._make_folder(path.parent)
+                os.replace(tmp, path)
+            _fsync_dir(path.parent)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StorageError(f"cannot write object: {exc.strerror or exc}") from exc
+        return True
+
+    def discard(self) -> None:
+        """Remove the staged file unless it was placed."""
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                self._wait()
+            tmp.unlink(missing_ok=True)
+
+    def _wait(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    """Write and sync ``data`` (the descriptor has O_DSYNC), then close the descriptor."""
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _holds(path: Path, size: int) -> bool:
+    """The file at ``path`` exists with ``size`` bytes: named by the content hash, it holds
+    the same bytes (a damaged one, of another size, is rewritten)."""
+    try:
+        return path.stat().st_size == size
+    except OSError:  # absent (or unreadable, which the write reports)
+        return False
 
 
 def _fsync_dir(folder: Path) -> None:

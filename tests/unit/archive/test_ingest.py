@@ -11,13 +11,7 @@ from pydicom import dcmread
 from sqlalchemy import func, select
 
 from pacs_ai.archive.db import Database
-from pacs_ai.archive.ingest import (
-    HASH_BESIDE_BYTES,
-    IngestError,
-    IngestErrorKind,
-    Ingestor,
-    Outcome,
-)
+from pacs_ai.archive.ingest import IngestError, IngestErrorKind, Ingestor, Outcome
 from pacs_ai.archive.schema import Instance, Patient, Series, Study
 from pacs_ai.archive.storage import Storage
 from tests.conftest import sample_path
@@ -258,21 +252,22 @@ def test_object_without_pixels_is_stored(ingestor: Ingestor) -> None:
     assert ingestor.ingest(data).outcome is Outcome.STORED
 
 
-def test_a_large_objects_hash_made_beside_the_parse_is_its_contents(
-    ingestor: Ingestor, database: Database
+def test_a_large_object_written_while_parsed_is_stored_whole(
+    ingestor: Ingestor, database: Database, storage: Storage
 ) -> None:
-    """Objects from HASH_BESIDE_BYTES on are hashed in a thread while being parsed."""
+    """The file is written in a thread while the object is hashed and parsed."""
     ds = dcmread(BytesIO(make_instance(study_uid=STUDY, series_uid=SERIES, sop_uid=STUDY + ".9")))
     ds.Rows = ds.Columns = 512
     ds.PixelData = bytes(range(256)) * 1024
     data = part10(ds)
-    assert len(data) >= HASH_BESIDE_BYTES
     assert ingestor.ingest(data).outcome is Outcome.STORED
     with database.sessions() as session:
-        stored = session.execute(select(Instance.sha256)).scalar_one()
-    assert stored == hashlib.sha256(data).hexdigest()
+        stored = session.execute(select(Instance.sha256, Instance.path)).one()
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert storage.open(stored.path).read_bytes() == data
     assert ingestor.ingest(data).outcome is Outcome.DUPLICATE
     ds.PixelData = bytes(reversed(range(256))) * 1024
     with pytest.raises(IngestError) as refused:
         ingestor.ingest(part10(ds))
     assert refused.value.kind is IngestErrorKind.CONFLICT
+    assert list(storage.incoming.iterdir()) == []  # the refused object's staged file is gone
