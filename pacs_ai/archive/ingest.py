@@ -538,6 +538,8 @@ class Ingestor:
             )
         staged = self.storage.stage(data)  # written and synced while it is parsed
         try:
+            # hashlib lets go of the interpreter lock: the writer thread takes it and starts.
+            digest = hashlib.sha256(data).hexdigest()
             parsed = parse(data)
             if expected_sop_class is not None and parsed.sop_class_uid != expected_sop_class:
                 raise IngestError(
@@ -545,7 +547,6 @@ class Ingestor:
                     f"dataset SOPClassUID {parsed.sop_class_uid} does not match the "
                     f"request's {expected_sop_class}",
                 )
-            digest = hashlib.sha256(data).hexdigest()
             try:
                 # Most objects are new: no look first, the unique SOP Instance UID says
                 # otherwise.

@@ -6,8 +6,10 @@ atomic within one file system).
 
 The ingest path starts that write before it parses the object (:meth:`Storage.stage`): the
 synced write runs in a thread, in one system call that lets go of the interpreter lock, while
-the object is hashed and parsed. A C-STORE so no longer waits for the disk and the parser one
-after the other. The temporary file lives in ``.incoming/`` until the object's path is known.
+the object is hashed and parsed. The caller should next do something that lets go of the lock
+too (hashing does), so that the writer can start. A C-STORE so no longer waits for the disk
+and the parser one after the other. The temporary file lives in ``.incoming/`` until the
+object's path is known.
 
 The path derives from the SOP Instance UID, after checking that the UID is a UID (digits and
 dots: no ``/``, ``..`` or NUL can reach the file system), and from the content hash: a new
@@ -208,7 +210,6 @@ class StagedObject:
             self._tmp = None
             return
         self._writing = _WRITERS.submit(_write_all, fd, data)
-        time.sleep(0)  # lets the writer take the interpreter lock and enter its system call
 
     def place(self, relative: str) -> bool:
         """Make ``relative`` hold the bytes durably; False when it held them already.
