@@ -22,6 +22,7 @@ from pacs_ai.server import Server
 from tests.conftest import sample_path
 from tests.factories import clone_series
 from tests.integration.conftest import ServerFactory, run_dcmtk, storescu
+from tests.integration.processes import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -154,3 +155,24 @@ def test_get_honours_cancel(server: Server, tmp_path: Path) -> None:
         assoc.release()
     assert statuses[-1] == Status.CANCEL
     assert 1 <= len(received) < 20
+
+
+def test_a_store_that_cannot_be_answered_aborts_only_its_association(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """C-STOREs are served on the association's network thread: an error there must end the
+    association at once, not leave the peer waiting, and leave the server serving."""
+    from pacs_ai.dimse.handlers import store as store_handler
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("simulated bug")
+
+    monkeypatch.setattr(store_handler, "serve_store", broken)
+    assoc = associate(server, build_context(CTImageStorage))
+    started = time.monotonic()
+    status = assoc.send_c_store(dcmread(sample_path("CT_small.dcm")))  # type: ignore[attr-defined]
+    assert not status  # no response: the server closed the association
+    wait_for(lambda: not assoc.is_established, timeout_s=5.0)  # type: ignore[attr-defined]
+    assert time.monotonic() - started < 10
+    monkeypatch.undo()
+    assert echo_ok(server)

@@ -195,15 +195,15 @@ def store_service(event: evt.Event, ctx: DimseContext) -> None:
         assoc.dul._send(P_DATA_TF(primitive))
 
     def serve_received(context_id: int, request: StoreRequest) -> None:
-        """On the network thread, for a context that ``accepts``."""
+        """On the network thread, for a context that ``accepts``.
+
+        An exception here ends the association: pynetdicom's state machine logs it and
+        stops the network thread, which closes the connection.
+        """
         if assoc._sent_release:  # as pynetdicom does
             log.warning("C-STORE request received during association release, ignored")
             return
-        try:
-            serve_store(ctx, assoc, request, assoc._accepted_cx[context_id], send_now)
-        except Exception:  # never let it end the network thread: the peer would hang
-            log.exception("C-STORE from %s could not be answered", assoc.requestor.ae_title)
-            assoc.acse.send_abort(0x02)  # queued for this thread's next turn
+        serve_store(ctx, assoc, request, assoc._accepted_cx[context_id], send_now)
 
     def serve_request(message: Any, context_id: int) -> None:
         if not (
