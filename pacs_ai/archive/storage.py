@@ -141,12 +141,24 @@ class Storage:
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
-            _fsync_dir(folder)
+            self._put_in_place(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write object: {exc.strerror or exc}") from exc
         return True
+
+    def _put_in_place(self, tmp: Path, path: Path) -> None:
+        """Rename a synced temporary file to ``path`` and make the rename durable.
+
+        The folder is made again when it went missing (removed behind the store, or a path
+        of the older two-level layout).
+        """
+        try:
+            os.replace(tmp, path)
+        except FileNotFoundError:
+            self._make_folder(path.parent)
+            os.replace(tmp, path)
+        _fsync_dir(path.parent)
 
     def _create(self, path: Path) -> int:
         """A new file for writing, its folder made again (durably) when it is missing.
@@ -226,12 +238,7 @@ class StagedObject:
             if _holds(path, len(self._data)):
                 tmp.unlink()
                 return False
-            try:
-                os.replace(tmp, path)
-            except FileNotFoundError:  # its folder went missing
-                self._storage._make_folder(path.parent)
-                os.replace(tmp, path)
-            _fsync_dir(path.parent)
+            self._storage._put_in_place(tmp, path)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise StorageError(f"cannot write object: {exc.strerror or exc}") from exc

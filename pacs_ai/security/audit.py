@@ -7,10 +7,9 @@ protocols, in one table readable by admins (``GET /api/audit``).
 Writes are batched: :meth:`AuditLog.record` only puts the entry on a queue, and a writer
 thread inserts what has gathered every ``flush_interval_s``, in transactions of at most
 ``batch_size`` entries. The C-STORE hot path thus pays a queue put, neither a database commit
-nor a thread switch. Nothing is
-dropped silently: :meth:`AuditLog.close` (called when the server stops) writes what is queued,
-an insert that fails is retried, and entries that still cannot be written are logged in full
-at ERROR level.
+nor a thread switch. Nothing is dropped silently: :meth:`AuditLog.close` (called when the
+server stops) writes what is queued, an insert that fails is retried, and entries that still
+cannot be written are logged in full at ERROR level.
 """
 
 from __future__ import annotations
