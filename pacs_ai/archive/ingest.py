@@ -19,77 +19,25 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from io import BytesIO
 from typing import Any, NamedTuple, cast
 
-from pydicom import dcmread
-from pydicom.datadict import dictionary_has_tag, dictionary_VR, tag_for_keyword
-from pydicom.dataelem import DataElement, RawDataElement
-from pydicom.dataset import Dataset
-from pydicom.encaps import generate_frames
-from pydicom.errors import InvalidDicomError
-from pydicom.uid import UID
 from sqlalchemy import Connection, Integer, Row, Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from pacs_ai.archive.db import Database
+from pacs_ai.archive.errors import IngestError, IngestErrorKind
 from pacs_ai.archive.group_commit import GroupCommit
+from pacs_ai.archive.header import Parsed, parse
 from pacs_ai.archive.prepared import PreparedStatement
 from pacs_ai.archive.schema import Instance, Patient, Series, Study, utcnow
 from pacs_ai.archive.storage import StagedObject, Storage, StorageError
 from pacs_ai.config import Settings
-from pacs_ai.dicom.uids import is_valid_uid
-from pacs_ai.dicom.values import normalize_datetime, normalize_pn, normalize_time
 
 log = logging.getLogger(__name__)
 
-_JPEG_FAMILY = {
-    "1.2.840.10008.1.2.4.50",
-    "1.2.840.10008.1.2.4.51",
-    "1.2.840.10008.1.2.4.57",
-    "1.2.840.10008.1.2.4.70",
-    "1.2.840.10008.1.2.4.80",
-    "1.2.840.10008.1.2.4.81",
-}
-_J2K_FAMILY = {
-    "1.2.840.10008.1.2.4.90",
-    "1.2.840.10008.1.2.4.91",
-    "1.2.840.10008.1.2.4.201",
-    "1.2.840.10008.1.2.4.202",
-    "1.2.840.10008.1.2.4.203",
-}
-_RLE = "1.2.840.10008.1.2.5"
-UNDEFINED_LENGTH = 0xFFFFFFFF
-PIXEL_DATA = 0x7FE00010
-MAX_NESTING = 64
-_J2K_CODESTREAM = b"\xff\x4f\xff\x51"
-_JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  "
-
-
-class IngestErrorKind(StrEnum):
-    """Why an object was refused; each part maps it to its protocol's answer."""
-
-    INVALID = "invalid"
-    SOP_CLASS_MISMATCH = "sop_class_mismatch"
-    CONFLICT = "conflict"
-    TOO_LARGE = "too_large"
-    STORAGE = "storage"
-    INDEX = "index"
-
-
-class IngestError(Exception):
-    """An object was refused; ``reason`` is for the sender (ErrorComment, JSON body)."""
-
-    def __init__(self, kind: IngestErrorKind, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type[IngestError], tuple[IngestErrorKind, str]]:
-        """Pickled with both arguments, so that it crosses from an ingest process intact."""
-        return IngestError, (self.kind, self.reason)
+__all__ = ["IngestError", "IngestErrorKind", "IngestResult", "Ingestor", "Outcome", "parse"]
 
 
 class Outcome(StrEnum):
@@ -111,309 +59,6 @@ class IngestResult:
     study_instance_uid: str
     patient_id: str
     size_bytes: int
-
-
-@dataclass(frozen=True)
-class _Parsed:
-    """The index's view of one object, taken from its header."""
-
-    transfer_syntax_uid: str
-    sop_class_uid: str
-    sop_instance_uid: str
-    series_instance_uid: str
-    study_instance_uid: str
-    patient: dict[str, str]
-    study: dict[str, str]
-    series: dict[str, str]
-    instance: dict[str, Any]
-
-
-# Value representations held in the default repertoire whatever the Specific Character Set
-# (PS3.5 6.1.2.3): their bytes are their text.
-_ASCII_VRS = frozenset({"AE", "AS", "CS", "DA", "DS", "DT", "IS", "TM", "UI"})
-# Text whose decoding depends on the Specific Character Set.
-_CHARSET_VRS = frozenset({"LO", "SH", "PN"})
-# Character sets decoded by one codec, as pydicom does (no charset: its default, Latin-1);
-# any other (ISO 2022 escapes, ...) goes through pydicom.
-_PLAIN_CODECS = {
-    "": "latin_1",
-    "ISO_IR 6": "latin_1",
-    "ISO_IR 100": "latin_1",
-    "ISO_IR 192": "utf_8",
-}
-
-
-def _plain_codec(ds: Dataset) -> str | None:
-    """The one codec of the dataset's text values, or None when pydicom must decode them."""
-    charset = ds.get("SpecificCharacterSet")  # pydicom converts it while reading
-    if charset is None:
-        return _PLAIN_CODECS[""]
-    if not isinstance(charset, str):  # several values: code extensions
-        return None
-    return _PLAIN_CODECS.get(charset.strip())
-
-
-def _raw_text(ds: Dataset, keyword: str, codec: str | None) -> str | None:
-    """A single-valued text element read from its raw bytes; None: let pydicom convert it.
-
-    Converting through pydicom costs ~10 us an element and ingest reads twenty-five of them
-    for every object. Anything unusual (converted already, multi-valued, a character set that
-    needs pydicom, bytes that do not decode) falls back.
-    """
-    tag = tag_for_keyword(keyword)
-    element = ds.get_item(tag) if tag is not None else None
-    if (
-        not isinstance(element, RawDataElement)
-        or not isinstance(element.value, bytes)
-        or b"\\" in element.value
-    ):
-        return None
-    vr = element.VR or (dictionary_VR(tag) if dictionary_has_tag(tag) else None)
-    try:
-        if vr in _ASCII_VRS:
-            text = element.value.decode("ascii")
-        elif vr in _CHARSET_VRS and codec is not None:
-            text = element.value.decode(codec)
-        else:
-            return None
-    except UnicodeDecodeError:
-        return None
-    return text.rstrip("\0").strip()
-
-
-def _text(ds: Dataset, keyword: str, limit: int, codec: str | None = None) -> str:
-    """A string attribute as DICOM writes it (values joined by backslash), cut to the column."""
-    raw = _raw_text(ds, keyword, codec)
-    if raw is not None:
-        return raw[:limit]
-    value = ds.get(keyword)
-    if value is None:
-        return ""
-    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
-        text = "\\".join(str(v) for v in value)
-    else:
-        text = str(value)
-    return text.strip()[:limit]
-
-
-def _int(ds: Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
-    try:
-        return int(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        return None
-
-
-def _uid(ds: Dataset, keyword: str) -> str:
-    text = _raw_text(ds, keyword, None)
-    if text is None:
-        value = ds.get(keyword)
-        text = str(value).strip().rstrip("\0") if value is not None else ""
-    if not text:
-        raise IngestError(IngestErrorKind.INVALID, f"missing {keyword}")
-    if not is_valid_uid(text):
-        raise IngestError(IngestErrorKind.INVALID, f"{keyword} is not a valid UID: {text[:80]!r}")
-    return text
-
-
-def _check_native_pixels(ds: Dataset, length: int) -> None:
-    """Native pixel data must hold exactly what Rows x Columns x ... says (PS3.5 8.1.1)."""
-    rows, columns = _int(ds, "Rows"), _int(ds, "Columns")
-    bits = _int(ds, "BitsAllocated")
-    if not rows or not columns or not bits:
-        raise IngestError(IngestErrorKind.INVALID, "pixel data without Rows/Columns/BitsAllocated")
-    samples = _int(ds, "SamplesPerPixel") or 1
-    frames = _int(ds, "NumberOfFrames") or 1
-    total_bits = rows * columns * samples * frames * bits
-    expected = (total_bits + 7) // 8
-    if length not in (expected, expected + 1):
-        raise IngestError(
-            IngestErrorKind.INVALID,
-            f"pixel data is {length} bytes, the image header says {expected}",
-        )
-
-
-def _check_encapsulated_pixels(ds: Dataset, data: bytes, syntax: str) -> None:
-    """Encapsulated pixel data must parse as items (PS3.5 A.4) and each frame start as its codec."""
-    frames = _int(ds, "NumberOfFrames") or 1
-    try:
-        found = list(generate_frames(data, number_of_frames=frames))
-    except Exception as exc:
-        raise IngestError(
-            IngestErrorKind.INVALID, f"broken encapsulated pixel data: {exc}"
-        ) from exc
-    if len(found) != frames:
-        raise IngestError(
-            IngestErrorKind.INVALID, f"{len(found)} compressed frames, header says {frames}"
-        )
-    for index, frame in enumerate(found, start=1):
-        if syntax in _JPEG_FAMILY and not frame.startswith(b"\xff\xd8"):
-            raise IngestError(IngestErrorKind.INVALID, f"frame {index} is not a JPEG stream")
-        if syntax in _J2K_FAMILY and not (
-            frame.startswith(_J2K_CODESTREAM) or frame.startswith(_JP2_SIGNATURE)
-        ):
-            raise IngestError(IngestErrorKind.INVALID, f"frame {index} is not a JPEG 2000 stream")
-        if syntax == _RLE:
-            segments = int.from_bytes(frame[:4], "little") if len(frame) >= 64 else 0
-            first = int.from_bytes(frame[4:8], "little") if len(frame) >= 64 else 0
-            if not 1 <= segments <= 15 or first != 64:
-                raise IngestError(IngestErrorKind.INVALID, f"frame {index} has no valid RLE header")
-
-
-def _is_sequence(element: DataElement | RawDataElement) -> bool:
-    """A sequence to descend into; encapsulated pixel data (undefined length too) is not one.
-
-    Ordered so that the common element, with its VR known and a defined length, costs two
-    comparisons (a tag comparison is a Python call in pydicom).
-    """
-    if not isinstance(element, RawDataElement):
-        return element.VR == "SQ"
-    if element.VR == "SQ" or element.length == UNDEFINED_LENGTH:
-        return element.tag != PIXEL_DATA
-    return (
-        element.VR is None
-        and dictionary_has_tag(element.tag)
-        and dictionary_VR(element.tag) == "SQ"
-    )
-
-
-def _check_structure(ds: Dataset, depth: int = 0) -> None:
-    """Refuse values cut short and sequences that do not parse, down to every nested item.
-
-    pydicom keeps a value cut short by the end of the stream without complaint, and parses
-    sequences only when asked; plain values are kept as received (a wrong VR in an element the
-    index does not read harms nobody), so only lengths and sequence structure are checked.
-    """
-    if depth > MAX_NESTING:
-        raise IngestError(IngestErrorKind.INVALID, f"sequences nested deeper than {MAX_NESTING}")
-    for element in ds.values():  # as parsed, unconverted; order does not matter here
-        if (
-            isinstance(element, RawDataElement)
-            and element.length != UNDEFINED_LENGTH
-            and element.value is not None
-            and len(element.value) != element.length
-        ):
-            raise IngestError(
-                IngestErrorKind.INVALID,
-                f"element {element.tag} is truncated: "
-                f"{len(element.value)} of {element.length} bytes",
-            )
-        if _is_sequence(element):
-            for item in ds[element.tag].value or []:
-                _check_structure(item, depth + 1)
-
-
-def parse(data: bytes) -> _Parsed:
-    """Parse and validate a Part 10 stream; IngestError(INVALID...) for anything unsound.
-
-    Lengths, sequence structure, UIDs and pixel data are checked now, so that a damaged
-    object is refused at the door rather than found when a viewer opens it.
-    """
-    try:
-        return _parse(data)
-    except IngestError:
-        raise
-    except InvalidDicomError as exc:
-        raise IngestError(IngestErrorKind.INVALID, f"not a DICOM Part 10 stream: {exc}") from exc
-    except RecursionError as exc:
-        raise IngestError(IngestErrorKind.INVALID, "sequences nested too deeply") from exc
-    except Exception as exc:  # pydicom raises many types on damaged input
-        raise IngestError(
-            IngestErrorKind.INVALID, f"cannot parse dataset: {type(exc).__name__}: {exc}"
-        ) from exc
-
-
-def _parse(data: bytes) -> _Parsed:
-    ds = dcmread(BytesIO(data))
-    _check_structure(ds)
-    codec = _plain_codec(ds)
-
-    def text(keyword: str, limit: int) -> str:
-        return _text(ds, keyword, limit, codec)
-
-    meta = ds.file_meta
-    syntax = str(meta.get("TransferSyntaxUID", "")).strip()
-    if not syntax or not is_valid_uid(syntax):
-        raise IngestError(IngestErrorKind.INVALID, "file meta has no valid TransferSyntaxUID")
-    sop_class = _uid(ds, "SOPClassUID")
-    sop_instance = _uid(ds, "SOPInstanceUID")
-    meta_class = str(meta.get("MediaStorageSOPClassUID", "")).strip()
-    meta_instance = str(meta.get("MediaStorageSOPInstanceUID", "")).strip()
-    if meta_class and meta_class != sop_class:
-        raise IngestError(
-            IngestErrorKind.SOP_CLASS_MISMATCH,
-            f"dataset SOPClassUID {sop_class} does not match {meta_class}",
-        )
-    if meta_instance and meta_instance != sop_instance:
-        raise IngestError(
-            IngestErrorKind.INVALID,
-            f"dataset SOPInstanceUID {sop_instance} does not match {meta_instance}",
-        )
-    study_uid = _uid(ds, "StudyInstanceUID")
-    series_uid = _uid(ds, "SeriesInstanceUID")
-    if "PixelData" in ds:
-        pixels = ds["PixelData"].value
-        if not isinstance(pixels, (bytes, bytearray)):
-            raise IngestError(IngestErrorKind.INVALID, "pixel data has no value")
-        if UID(syntax).is_encapsulated:
-            _check_encapsulated_pixels(ds, bytes(pixels), syntax)
-        else:
-            _check_native_pixels(ds, len(pixels))
-    study_time = text("StudyTime", 16)
-    acquired = text("AcquisitionDateTime", 26) or (
-        text("AcquisitionDate", 8) + text("AcquisitionTime", 16)
-    )
-    priority = ""
-    for item in ds.get("RequestAttributesSequence", []) or []:
-        priority = _text(item, "RequestedProcedurePriority", 16) or priority
-    patient_name = text("PatientName", 324)
-    referring = text("ReferringPhysicianName", 324)
-    return _Parsed(
-        transfer_syntax_uid=syntax,
-        sop_class_uid=sop_class,
-        sop_instance_uid=sop_instance,
-        series_instance_uid=series_uid,
-        study_instance_uid=study_uid,
-        patient={
-            "patient_id": text("PatientID", 64),
-            "issuer_of_patient_id": text("IssuerOfPatientID", 64),
-            "patient_name": patient_name,
-            "patient_name_norm": normalize_pn(patient_name),
-            "patient_birth_date": text("PatientBirthDate", 8),
-            "patient_sex": text("PatientSex", 16),
-        },
-        study={
-            "study_date": text("StudyDate", 8),
-            "study_time": study_time,
-            "study_time_norm": normalize_time(study_time) or "",
-            "accession_number": text("AccessionNumber", 16),
-            "study_id": text("StudyID", 16),
-            "study_description": text("StudyDescription", 64),
-            "referring_physician_name": referring,
-            "referring_physician_name_norm": normalize_pn(referring),
-            "patient_age": text("PatientAge", 4),
-            "requested_procedure_priority": priority,
-        },
-        series={
-            "modality": text("Modality", 16),
-            "series_number": text("SeriesNumber", 12),
-            "series_description": text("SeriesDescription", 64),
-            "body_part_examined": text("BodyPartExamined", 16),
-            "series_date": text("SeriesDate", 8),
-            "series_time": text("SeriesTime", 16),
-            "performed_procedure_step_start_date": text("PerformedProcedureStepStartDate", 8),
-        },
-        instance={
-            "sop_class_uid": sop_class,
-            "instance_number": text("InstanceNumber", 12),
-            "transfer_syntax_uid": syntax,
-            "rows": _int(ds, "Rows"),
-            "columns": _int(ds, "Columns"),
-            "number_of_frames": _int(ds, "NumberOfFrames"),
-            "acquisition_datetime": acquired,
-            "acquisition_datetime_norm": normalize_datetime(acquired) or "",
-        },
-    )
 
 
 def _insert(connection: Connection, table: Table) -> Any:
@@ -446,7 +91,7 @@ def _get_or_create(
 
 
 class _IndexRequest(NamedTuple):
-    parsed: _Parsed
+    parsed: Parsed
     relative: str
     size: int
     digest: str
@@ -579,7 +224,7 @@ class Ingestor:
 
     def _store(
         self,
-        parsed: _Parsed,
+        parsed: Parsed,
         data: bytes,
         digest: str,
         existing: Row[Any] | None,
@@ -769,7 +414,7 @@ class Ingestor:
 
     @staticmethod
     def _refresh_attributes(
-        connection: Connection, parsed: _Parsed, patient_pk: int, study_pk: int, series_pk: int
+        connection: Connection, parsed: Parsed, patient_pk: int, study_pk: int, series_pk: int
     ) -> None:
         """A replacing object corrects the patient, study and series attributes it carries."""
         connection.execute(
@@ -814,7 +459,7 @@ class Ingestor:
                 connection.execute(delete(Study).where(Study.id == series.study_pk))
 
     @staticmethod
-    def _result(outcome: Outcome, parsed: _Parsed, size: int) -> IngestResult:
+    def _result(outcome: Outcome, parsed: Parsed, size: int) -> IngestResult:
         return IngestResult(
             outcome=outcome,
             sop_class_uid=parsed.sop_class_uid,

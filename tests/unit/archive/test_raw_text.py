@@ -10,7 +10,7 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
-from pacs_ai.archive.ingest import _plain_codec, _text
+from pacs_ai.archive.header import _plain_codec, _text
 
 # keyword -> VR, one of each kind ingest reads
 FIELDS = {
