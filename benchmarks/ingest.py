@@ -234,37 +234,46 @@ def find_latencies(port: int, queries: int, studies: int) -> list[float]:
     return timings
 
 
-def measure(
+def store_runs(
     name: str,
     server: Callable[[Path], contextmanager],
     work: Path,
+    run: int,
     args: argparse.Namespace,  # type: ignore[type-arg]
     single: list[Path],
     quad: list[list[Path]],
-    index_files: list[Path],
 ) -> dict[str, float]:
-    one, four, four_workers = [], [], []
-    for run in range(args.runs):
-        with server(work / f"{name}-one-{run}") as port:
-            one.append(len(single) / store(port, [single]))
-        with server(work / f"{name}-four-{run}") as port:
-            four.append(sum(map(len, quad)) / store(port, quad))
-        if name == "pacs-ai":
-            with pacs_ai_server(work / f"{name}-workers-{run}", args.dimse_workers) as port:
-                four_workers.append(sum(map(len, quad)) / store(port, quad))
-        console.print(
-            f"  {name} run {run + 1}: {one[-1]:.0f}/s (1 assoc), {four[-1]:.0f}/s (4 assoc)"
-            + (f", {four_workers[-1]:.0f}/s (4 assoc, workers)" if four_workers else "")
-        )
-    with server(work / f"{name}-index") as port:
+    """One run of the C-STORE rows for one server: objects/s per row."""
+    rates: dict[str, float] = {}
+    with server(work / f"{name}-one-{run}") as port:
+        rates["one"] = len(single) / store(port, [single])
+    with server(work / f"{name}-four-{run}") as port:
+        rates["four"] = sum(map(len, quad)) / store(port, quad)
+    if name == "pacs-ai":
+        with pacs_ai_server(work / f"{name}-workers-{run}", args.dimse_workers) as port:
+            rates["four_workers"] = sum(map(len, quad)) / store(port, quad)
+    else:  # Orthanc has no such setting: its row repeats its only four-association figure
+        rates["four_workers"] = rates["four"]
+    console.print(
+        f"  {name} run {run + 1}: {rates['one']:.0f}/s (1 assoc), {rates['four']:.0f}/s "
+        f"(4 assoc)"
+        + (f", {rates['four_workers']:.0f}/s (4 assoc, workers)" if name == "pacs-ai" else "")
+    )
+    return rates
+
+
+def find_run(
+    server: Callable[[Path], contextmanager],
+    folder: Path,
+    index_files: list[Path],
+    args: argparse.Namespace,
+) -> dict[str, float]:
+    """C-FIND latencies over an archive of the index files."""
+    with server(folder) as port:
         chunks = [index_files[i::4] for i in range(4)]
         store(port, chunks)
         latencies = find_latencies(port, args.queries, args.index_studies)
     return {
-        "one": statistics.median(one),
-        "four": statistics.median(four),
-        # Orthanc has no such setting: its row repeats its only four-association figure.
-        "four_workers": statistics.median(four_workers or four),
         "find_p50_ms": percentile(latencies, 0.5) * 1000,
         "find_p95_ms": percentile(latencies, 0.95) * 1000,
     }
@@ -306,13 +315,23 @@ def main() -> None:
         quad_all = ct_files(work / "ct4", args.studies, seed=2)
         quad = [quad_all[i::4] for i in range(4)]
         index_files = small_files(work / "index", args.index_studies, 40)
-        results = {
-            "pacs-ai": measure("pacs-ai", pacs_ai_server, work, args, single, quad, index_files)
-        }
+        servers: dict[str, Callable[[Path], contextmanager]] = {"pacs-ai": pacs_ai_server}
         if with_orthanc:
-            results["Orthanc"] = measure(
-                "Orthanc", orthanc_server, work, args, single, quad, index_files
-            )
+            servers["Orthanc"] = orthanc_server
+        # Servers take turns within each run, so that the machine's drift over the minutes
+        # of a benchmark falls on both alike.
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
+        for run in range(args.runs):
+            for name, server in servers.items():
+                runs[name].append(store_runs(name, server, work, run, args, single, quad))
+        results = {
+            name: {
+                key: statistics.median(rates[key] for rates in runs[name])
+                for key in ("one", "four", "four_workers")
+            }
+            | find_run(server, work / f"{name}-index", index_files, args)
+            for name, server in servers.items()
+        }
 
     table = Table(
         title=f"C-STORE and C-FIND, median of {args.runs} runs ({slice_mb:.2f} MB CT slices, "
