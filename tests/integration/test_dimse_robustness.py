@@ -16,7 +16,9 @@ from pynetdicom.sop_class import (
     StudyRootQueryRetrieveInformationModelGet,
     Verification,
 )
+from sqlalchemy import select
 
+from pacs_ai.archive.schema import Instance
 from pacs_ai.dicom.status import Status
 from pacs_ai.server import Server
 from tests.conftest import sample_path
@@ -176,3 +178,36 @@ def test_a_store_that_cannot_be_answered_aborts_only_its_association(
     assert time.monotonic() - started < 10
     monkeypatch.undo()
     assert echo_ok(server)
+
+
+@pytest.mark.parametrize(
+    "p_data",
+    [
+        b"\x04\x00\x00\x00\x00\x0a" + b"\x00\x00\x00\x20\x01\x03" + b"\x00" * 4,  # item too long
+        b"\x04\x00\x00\x00\x00\x06" + b"\x00\x00\x00\x01\x01\x03",  # item without a header
+    ],
+)
+def test_broken_p_data_on_an_established_association_is_aborted(
+    server: Server, p_data: bytes
+) -> None:
+    assoc = associate(server)
+    assoc.dul.socket.socket.sendall(p_data)  # type: ignore[attr-defined]
+    wait_for(lambda: assoc.is_aborted, timeout_s=10)  # type: ignore[attr-defined]
+    assert echo_ok(server)
+
+
+def test_a_store_in_many_small_pdus_is_stored_whole(make_server: ServerFactory) -> None:
+    """At the smallest maximum PDU a CT slice arrives in about twenty P-DATA-TF PDUs."""
+    server = make_server(max_pdu_bytes=4096)
+    sent = dcmread(sample_path("CT_small.dcm"))
+    assoc = associate(server, build_context(CTImageStorage))
+    assert assoc.acceptor.maximum_length == 4096  # type: ignore[attr-defined]
+    assert assoc.send_c_store(sent).Status == Status.SUCCESS  # type: ignore[attr-defined]
+    assoc.release()  # type: ignore[attr-defined]
+    with server.context.database.sessions() as session:
+        path = session.execute(
+            select(Instance.path).where(Instance.sop_instance_uid == sent.SOPInstanceUID)
+        ).scalar_one()
+    stored = dcmread(server.context.storage.open(path))
+    assert stored.PixelData == sent.PixelData
+    assert stored.PatientName == sent.PatientName
