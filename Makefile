@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: setup sysdeps serve test lint bench-ingest bench-dicomweb bench-models bench-pipeline bench-triage bench-worklist bench-qa clean
+.PHONY: setup sysdeps serve test lint bench-ingest bench-parse bench-dicomweb bench-models bench-pipeline bench-triage bench-worklist bench-qa clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -39,6 +39,9 @@ test: setup sysdeps lint
 # Benchmarks run Orthanc beside pacs-ai when it is installed (apt-get install orthanc orthanc-dicomweb).
 bench-ingest: setup sysdeps
 	$(PY) benchmarks/ingest.py
+
+bench-parse: setup
+	$(PY) benchmarks/parse.py
 
 bench-dicomweb: setup sysdeps
 	$(PY) benchmarks/dicomweb.py

@@ -8,6 +8,7 @@ from pydicom. :func:`parse` then checks and picks the same attributes from eithe
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass
@@ -466,6 +467,13 @@ def parse(data: bytes) -> Parsed:
         ) from exc
 
 
+@functools.lru_cache(maxsize=64)
+def _is_encapsulated(syntax: str) -> bool:
+    """Cached (pydicom checks a UID against a regular expression each time one is made);
+    bounded, as senders choose the UID."""
+    return UID(syntax).is_encapsulated
+
+
 def parse_with_pydicom(data: bytes) -> Parsed:
     """What :func:`parse` gives when pydicom reads ``data``: for tests comparing the readers."""
     return _index_view(_PydicomHeader(data))
@@ -493,7 +501,7 @@ def _index_view(header: _Header) -> Parsed:
     series_uid = header.uid("SeriesInstanceUID")
     pixels = header.pixel_data()
     if pixels is not None:
-        if UID(syntax).is_encapsulated:
+        if _is_encapsulated(syntax):
             _check_encapsulated_pixels(header, bytes(pixels), syntax)
         else:
             _check_native_pixels(header, len(pixels))

@@ -14,6 +14,7 @@ pydicom, which so keeps the final word on everything unusual.
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -274,6 +275,16 @@ def _ascii(raw: bytes) -> str:
 
 def _is_explicit_le(syntax: str) -> bool:
     """True for explicit VR little endian encodings, False for implicit; else pydicom reads it."""
+    explicit = _explicit_le(syntax)
+    if explicit is None:
+        raise _Unusual
+    return explicit
+
+
+@functools.lru_cache(maxsize=64)
+def _explicit_le(syntax: str) -> bool | None:
+    """Cached (pydicom checks a UID against a regular expression each time one is made);
+    bounded, as senders choose the UID."""
     if syntax == IMPLICIT_LE:
         return False
     if syntax == EXPLICIT_LE:
@@ -281,7 +292,7 @@ def _is_explicit_le(syntax: str) -> bool:
     uid = UID(syntax)
     if uid.is_transfer_syntax and uid.is_encapsulated and uid.is_little_endian:
         return not uid.is_deflated
-    raise _Unusual
+    return None
 
 
 def _implicit_vr(tag: int) -> str:
