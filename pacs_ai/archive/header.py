@@ -24,7 +24,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from pacs_ai.archive.errors import IngestError, IngestErrorKind
-from pacs_ai.dicom.scan import Scan, Value, scan
+from pacs_ai.dicom.scan import PIXEL_DATA, UNDEFINED, Scan, Value, scan
 from pacs_ai.dicom.uids import is_valid_uid
 from pacs_ai.dicom.values import normalize_datetime, normalize_pn, normalize_time
 
@@ -44,8 +44,6 @@ _J2K_FAMILY = {
     "1.2.840.10008.1.2.4.203",
 }
 _RLE = "1.2.840.10008.1.2.5"
-UNDEFINED_LENGTH = 0xFFFFFFFF
-PIXEL_DATA = 0x7FE00010
 MAX_NESTING = 64
 _J2K_CODESTREAM = b"\xff\x4f\xff\x51"
 _JP2_SIGNATURE = b"\x00\x00\x00\x0cjP  "
@@ -234,7 +232,7 @@ def _is_sequence(element: DataElement | RawDataElement) -> bool:
     """
     if not isinstance(element, RawDataElement):
         return element.VR == "SQ"
-    if element.VR == "SQ" or element.length == UNDEFINED_LENGTH:
+    if element.VR == "SQ" or element.length == UNDEFINED:
         return element.tag != PIXEL_DATA
     return (
         element.VR is None
@@ -255,7 +253,7 @@ def _check_structure(ds: Dataset, depth: int = 0) -> None:
     for element in ds.values():  # as parsed, unconverted; order does not matter here
         if (
             isinstance(element, RawDataElement)
-            and element.length != UNDEFINED_LENGTH
+            and element.length != UNDEFINED
             and element.value is not None
             and len(element.value) != element.length
         ):
