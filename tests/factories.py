@@ -6,11 +6,35 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+from hypothesis import strategies as st
 from pydicom import dcmread
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage
 
 from pacs_ai.dicom.uids import derived_uid
+
+NEAR_2_32 = [b"\xff\xff\xff\xff", b"\xfe\xff\xff\xff", b"\x00\x00\x00\x80", b"\xfe\xff\x00\xe0"]
+"""Lengths near 2**32, and the item tag (which reads as one): where damage hurts most."""
+
+
+def damaged(source: bytes, data: st.DataObject, *, first: int = 0, steps: int = 8) -> bytes:
+    """``source`` with up to ``steps`` damages at or after byte ``first``: a changed byte, a
+    cut, inserted bytes, or a 32-bit value a length or item tag could be (near 2**32)."""
+    damage = bytearray(source)
+    for _ in range(data.draw(st.integers(1, steps))):
+        if len(damage) <= first + 8:
+            break
+        position = data.draw(st.integers(first, len(damage) - 1))
+        action = data.draw(st.sampled_from(["flip", "cut", "insert", "length"]))
+        if action == "flip":
+            damage[position] = data.draw(st.integers(0, 255))
+        elif action == "cut":
+            del damage[position:]
+        elif action == "insert":
+            damage[position:position] = data.draw(st.binary(min_size=1, max_size=16))
+        else:
+            damage[position : position + 4] = data.draw(st.sampled_from(NEAR_2_32))
+    return bytes(damage)
 
 
 def part10(ds: Dataset) -> bytes:

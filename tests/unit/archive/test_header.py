@@ -30,6 +30,7 @@ from pacs_ai.archive.errors import IngestError
 from pacs_ai.archive.header import Parsed, parse, parse_with_pydicom
 from pacs_ai.synth import generate_ct_head, write_study
 from tests.conftest import sample_path
+from tests.factories import damaged
 
 CHECKED = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -194,24 +195,8 @@ def test_the_readers_agree_on_generated_objects(data: bytes) -> None:
 
 @CHECKED
 @given(objects(), st.data())
-def test_the_readers_agree_on_damaged_objects(source: bytes, draw: st.DataObject) -> None:
-    damaged = bytearray(source)
-    for _ in range(draw.draw(st.integers(1, 4))):
-        position = draw.draw(st.integers(0, len(damaged) - 1))
-        action = draw.draw(st.sampled_from(["flip", "cut", "insert", "length"]))
-        if action == "flip":
-            damaged[position] = draw.draw(st.integers(0, 255))
-        elif action == "cut":
-            del damaged[position:]
-        elif action == "insert":
-            damaged[position:position] = draw.draw(st.binary(min_size=1, max_size=8))
-        else:
-            damaged[position : position + 4] = draw.draw(
-                st.sampled_from([b"\xff\xff\xff\xff", b"\xfe\xff\x00\xe0", b"\x00\x00\x00\x80"])
-            )
-        if not damaged:
-            return
-    agree(bytes(damaged))
+def test_the_readers_agree_on_damaged_objects(source: bytes, data: st.DataObject) -> None:
+    agree(damaged(source, data, steps=4))
 
 
 def test_refusals_come_from_pydicom_with_its_reason() -> None:
