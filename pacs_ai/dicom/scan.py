@@ -174,7 +174,7 @@ class _Walk:
             if group == 0x0002:
                 raise _Unusual  # file meta inside the data set
             if length == UNDEFINED:
-                if tag == PIXEL_DATA and explicit:
+                if tag == PIXEL_DATA and explicit and vr in ("OB", "OW"):
                     position = self._encapsulated(position, end, top)
                 elif vr == "SQ" or (not explicit and vr == "UN" and self._item_next(position)):
                     position = self._sequence(position, end, UNDEFINED, tag, depth, top)

@@ -148,3 +148,10 @@ def test_private_sequence_of_undefined_length_in_implicit_vr() -> None:
     found = scan(encoded(ds, ImplicitVRLittleEndian), WANTED, 64)
     assert found is not None
     assert found.elements[PATIENT_ID].raw == b"P-2 "
+
+
+def test_pixel_data_encoded_as_a_sequence_is_left_to_pydicom() -> None:
+    plain = encoded(with_requests("HIGH"))
+    item = b"\xfe\xff\x00\xe0\x00\x00\x00\x00"  # one empty item
+    as_sequence = b"\xe0\x7f\x10\x00SQ\x00\x00\xff\xff\xff\xff" + item + b"\xfe\xff\xdd\xe0\0\0\0\0"
+    assert scan(plain + as_sequence, WANTED, 64) is None
