@@ -175,8 +175,8 @@ class _Header(Protocol):
         """Requested Procedure Priority, from the last request that states one."""
         ...
 
-    def pixel_data(self) -> bytes | memoryview | None:
-        """The value of Pixel Data; None when there is none."""
+    def pixel_data(self) -> bytes | bytearray | memoryview | None:
+        """The value of Pixel Data, uncopied; None when there is none."""
         ...
 
 
@@ -294,13 +294,13 @@ class _PydicomHeader:
             priority = _text(item, "RequestedProcedurePriority", 16) or priority
         return priority
 
-    def pixel_data(self) -> bytes | None:
+    def pixel_data(self) -> bytes | bytearray | None:
         if "PixelData" not in self.ds:
             return None
         pixels = self.ds["PixelData"].value
         if not isinstance(pixels, (bytes, bytearray)):
             raise IngestError(IngestErrorKind.INVALID, "pixel data has no value")
-        return bytes(pixels)
+        return pixels
 
 
 class _NotPlain(Exception):

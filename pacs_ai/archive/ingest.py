@@ -37,7 +37,7 @@ from pacs_ai.config import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["IngestError", "IngestErrorKind", "IngestResult", "Ingestor", "Outcome", "parse"]
+__all__ = ["IngestError", "IngestErrorKind", "IngestResult", "Ingestor", "Outcome"]
 
 
 class Outcome(StrEnum):

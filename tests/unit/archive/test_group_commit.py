@@ -14,7 +14,8 @@ from sqlalchemy.exc import IntegrityError
 
 from pacs_ai.archive.db import Database
 from pacs_ai.archive.group_commit import GroupCommit
-from pacs_ai.archive.ingest import Ingestor, Outcome, _IndexRequest, parse
+from pacs_ai.archive.header import parse
+from pacs_ai.archive.ingest import Ingestor, Outcome, _IndexRequest
 from pacs_ai.archive.schema import Instance, Patient, Series, Study
 from pacs_ai.archive.storage import Storage
 from tests.factories import make_instance
